@@ -1,0 +1,409 @@
+package pop3
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DefaultTimeout is the I/O timeout used when Options.Timeout is zero.
+const DefaultTimeout = 60 * time.Second
+
+// DefaultWindow is the number of pipelined commands in flight used when
+// Options.Window is zero.
+const DefaultWindow = 256
+
+// Options configure the transport of a Client. A nil *Options is the same as
+// the zero value.
+type Options struct {
+	// TLSConfig is used for implicit TLS and STLS. It is cloned; if its
+	// ServerName is empty, the host of the dialled address is used. TLS 1.2
+	// is the minimum whatever MinVersion says.
+	TLSConfig *tls.Config
+	// Timeout bounds every single read, write, connect and handshake; it is
+	// renewed on each read and write, so a long transfer that keeps moving
+	// does not time out. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Dialer dials the TCP connection. Nil means a default net.Dialer.
+	Dialer *net.Dialer
+	// Logger receives the protocol trace at slog.LevelDebug, with
+	// passwords, AUTH exchanges and message contents left out. Nil: silent.
+	Logger *slog.Logger
+	// Window bounds the number of commands written but not yet answered
+	// when pipelining. Zero means DefaultWindow.
+	Window int
+}
+
+func (o *Options) timeout() time.Duration {
+	if o == nil || o.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return o.Timeout
+}
+
+func (o *Options) window() int {
+	if o == nil || o.Window <= 0 {
+		return DefaultWindow
+	}
+	return o.Window
+}
+
+func (o *Options) logger() *slog.Logger {
+	if o == nil {
+		return nil
+	}
+	return o.Logger
+}
+
+func (o *Options) dialer() *net.Dialer {
+	if o == nil || o.Dialer == nil {
+		return &net.Dialer{}
+	}
+	return o.Dialer
+}
+
+// tlsConfig returns a clone of the configured TLS config for host.
+func (o *Options) tlsConfig(host string) *tls.Config {
+	var cfg *tls.Config
+	if o != nil && o.TLSConfig != nil {
+		cfg = o.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		cfg.MinVersion = tls.VersionTLS12
+	}
+	return cfg
+}
+
+// Client is a POP3 client connection. See the package documentation for
+// how commands, pipelining and errors work.
+type Client struct {
+	opts     *Options
+	timeout  time.Duration
+	window   int
+	log      *slog.Logger
+	raw      net.Conn // the TCP connection
+	conn     net.Conn // raw, or the TLS connection on top of it
+	br       *bufio.Reader
+	w        *writer
+	greeting string
+	caps     Caps
+
+	queue []*Command // issued and not yet fully answered, oldest first
+	sent  int        // queue[:sent] have been handed to the writer
+
+	mu     sync.Mutex
+	broken error // sticky: set once, then every call returns it
+}
+
+// Dial connects to addr ("host:port") without TLS and reads the greeting.
+func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
+	conn, err := dial(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(conn, nil, opts)
+}
+
+// DialTLS connects to addr with implicit TLS (RFC 8314; port 995) and reads
+// the greeting.
+func DialTLS(ctx context.Context, addr string, opts *Options) (*Client, error) {
+	raw, err := dial(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	tc, err := handshake(ctx, raw, opts.tlsConfig(host), opts.timeout())
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return newClient(raw, tc, opts)
+}
+
+// DialStartTLS connects to addr without TLS, reads the greeting, asks for the
+// capabilities and upgrades the connection with STLS (RFC 2595). If the
+// server does not list STLS it returns ErrNoSTLS and sends nothing more than
+// CAPA and QUIT. The capabilities are asked again after the upgrade.
+func DialStartTLS(ctx context.Context, addr string, opts *Options) (*Client, error) {
+	c, err := Dial(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Capa().Wait(); err != nil && !isRefusal(err) {
+		c.Close()
+		return nil, err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if err := c.StartTLS(ctx, opts.tlsConfig(host)); err != nil {
+		if errors.Is(err, ErrNoSTLS) {
+			c.Quit()
+		}
+		c.Close()
+		return nil, err
+	}
+	if _, err := c.Capa().Wait(); err != nil && !isRefusal(err) {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// NewClient starts a session on an established connection and reads the
+// greeting. If conn is a *tls.Conn its handshake must be complete. The
+// client owns conn from then on.
+func NewClient(conn net.Conn, opts *Options) (*Client, error) {
+	if tc, ok := conn.(*tls.Conn); ok {
+		return newClient(conn, tc, opts)
+	}
+	return newClient(conn, nil, opts)
+}
+
+func isRefusal(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
+
+func dial(ctx context.Context, addr string, opts *Options) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, opts.timeout())
+	defer cancel()
+	conn, err := opts.dialer().DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("pop3: connecting to %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+func handshake(ctx context.Context, raw net.Conn, cfg *tls.Config, timeout time.Duration) (*tls.Conn, error) {
+	tc := tls.Client(&deadlineConn{Conn: raw, timeout: timeout}, cfg)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, &TLSError{Err: err}
+	}
+	return tc, nil
+}
+
+// TLSError reports a failed TLS handshake, including a certificate that
+// did not verify.
+type TLSError struct{ Err error }
+
+func (e *TLSError) Error() string { return "pop3: TLS handshake: " + e.Err.Error() }
+func (e *TLSError) Unwrap() error { return e.Err }
+
+func newClient(raw net.Conn, tc *tls.Conn, opts *Options) (*Client, error) {
+	c := &Client{
+		opts:    opts,
+		timeout: opts.timeout(),
+		window:  opts.window(),
+		log:     opts.logger(),
+		raw:     raw,
+	}
+	c.setConn(tc)
+	line, err := readLine(c.br, "")
+	if err != nil {
+		c.Close()
+		return nil, c.ioError("reading greeting", err)
+	}
+	c.traceS(line)
+	st, err := parseStatus(line, "")
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	if !st.ok {
+		c.Close()
+		return nil, &Error{Command: "greeting", Code: st.code, Text: st.text}
+	}
+	c.greeting = st.text
+	return c, nil
+}
+
+// setConn installs the transport: tc if not nil, else the raw connection
+// with deadlines, and starts a writer on it.
+func (c *Client) setConn(tc *tls.Conn) {
+	if tc != nil {
+		c.conn = tc
+	} else {
+		c.conn = &deadlineConn{Conn: c.raw, timeout: c.timeout}
+	}
+	c.br = bufio.NewReaderSize(c.conn, readerSize)
+	c.w = startWriter(c, c.conn)
+}
+
+// Greeting returns the text of the server's greeting, after "+OK ".
+func (c *Client) Greeting() string { return c.greeting }
+
+// Caps returns the capabilities of the last successful CAPA, or nil.
+func (c *Client) Caps() Caps { return c.caps }
+
+// TLSConnectionState returns the state of the TLS connection, if any.
+func (c *Client) TLSConnectionState() (tls.ConnectionState, bool) {
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		return tc.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// RemoteAddr returns the address actually connected to.
+func (c *Client) RemoteAddr() net.Addr { return c.raw.RemoteAddr() }
+
+// Pipelining reports whether commands are pipelined: the last CAPA listed
+// PIPELINING.
+func (c *Client) Pipelining() bool { return c.caps.Has("PIPELINING") }
+
+// Close drops the connection without QUIT, so no deletion is committed
+// (RFC 1939 §6). It may be called from any goroutine, and unblocks any call
+// waiting on the network. Closing a closed client is a no-op.
+func (c *Client) Close() error {
+	c.fail(ErrClosed)
+	c.w.stop()
+	return nil
+}
+
+// fail marks the client broken with err (the first failure wins) and closes
+// the connection.
+func (c *Client) fail(err error) {
+	c.mu.Lock()
+	first := c.broken == nil
+	if first {
+		c.broken = err
+	}
+	c.mu.Unlock()
+	if first {
+		c.raw.Close()
+	}
+}
+
+// err returns the sticky failure, or nil.
+func (c *Client) err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken
+}
+
+// ioError records a read failure and returns the error that broke the
+// client (which may be an earlier write failure, or ErrClosed).
+func (c *Client) ioError(op string, err error) error {
+	var pe *ProtocolError
+	if !errors.As(err, &pe) {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		err = fmt.Errorf("pop3: %s: %w", op, err)
+	}
+	c.fail(err)
+	return c.err()
+}
+
+func (c *Client) traceC(s string) {
+	if c.log != nil {
+		c.log.Debug("C: " + s)
+	}
+}
+
+func (c *Client) traceS(line []byte) {
+	if c.log != nil {
+		c.log.Debug("S: " + string(line))
+	}
+}
+
+// deadlineConn renews a deadline before every read and write, so that the
+// timeout measures a stall, not the length of a transfer.
+type deadlineConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (d *deadlineConn) Read(p []byte) (int, error) {
+	if err := d.Conn.SetReadDeadline(time.Now().Add(d.timeout)); err != nil {
+		return 0, err
+	}
+	return d.Conn.Read(p)
+}
+
+func (d *deadlineConn) Write(p []byte) (int, error) {
+	if err := d.Conn.SetWriteDeadline(time.Now().Add(d.timeout)); err != nil {
+		return 0, err
+	}
+	return d.Conn.Write(p)
+}
+
+// writer writes command lines from its own goroutine, so that the caller can
+// read responses while a long pipeline is being written. It flushes whenever
+// it has nothing more queued.
+type writer struct {
+	ch       chan []byte
+	stopping chan struct{}
+	done     chan struct{}
+	once     sync.Once
+}
+
+func startWriter(c *Client, conn net.Conn) *writer {
+	w := &writer{
+		ch:       make(chan []byte, c.window+4),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	go func() {
+		defer close(w.done)
+		bw := bufio.NewWriterSize(conn, 4096)
+		for {
+			select {
+			case line := <-w.ch:
+				_, err := bw.Write(line)
+				if err == nil && len(w.ch) == 0 {
+					err = bw.Flush()
+				}
+				if err != nil {
+					c.fail(fmt.Errorf("pop3: writing: %w", err))
+					return
+				}
+			case <-w.stopping:
+				return
+			}
+		}
+	}()
+	return w
+}
+
+// send queues a line for writing; after stop it is dropped.
+func (w *writer) send(line []byte) {
+	select {
+	case w.ch <- line:
+	case <-w.stopping:
+	case <-w.done:
+	}
+}
+
+// stop ends the writer and waits for it. Lines still queued are dropped.
+func (w *writer) stop() {
+	w.once.Do(func() { close(w.stopping) })
+	<-w.done
+}
+
+// Caps are the capabilities listed by CAPA (RFC 2449 §5): each keyword, in
+// upper case, with its arguments.
+type Caps map[string][]string
+
+// Has reports whether the capability is listed. name is matched without
+// regard to case.
+func (c Caps) Has(name string) bool {
+	_, ok := c[strings.ToUpper(name)]
+	return ok
+}
+
+// Args returns the arguments of a capability, e.g. the mechanisms of SASL.
+func (c Caps) Args(name string) []string { return c[strings.ToUpper(name)] }

@@ -1,0 +1,578 @@
+// Package pop3test runs an in-process POP3 server for tests and the demo,
+// in the spirit of net/http/httptest: Start it on 127.0.0.1:0 with users
+// and mailboxes defined by the caller, point a client at Addr, Close it.
+//
+// The server speaks RFC 1939 with CAPA, PIPELINING, RESP-CODES and
+// AUTH-RESP-CODE (RFC 2449, 3206), STLS (RFC 2595), APOP and AUTH (RFC 5034)
+// with PLAIN, LOGIN, CRAM-MD5, XOAUTH2 and OAUTHBEARER. Deletions are
+// committed only by QUIT. Faults are injected through the fields of Faults.
+package pop3test
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// User is an account on the server.
+type User struct {
+	Name     string
+	Password string // for USER/PASS, APOP, PLAIN, LOGIN, CRAM-MD5
+	Token    string // OAuth2 bearer token for XOAUTH2 and OAUTHBEARER
+	Mailbox  *Mailbox
+}
+
+// Faults change how the server behaves, to test a client against servers
+// that are strict, old, slow or broken. The zero value is a well-behaved
+// server. Set them before Start.
+type Faults struct {
+	// Greeting replaces the greeting line (without CRLF).
+	Greeting string
+	// HideCaps lists capabilities left out of CAPA, e.g. "PIPELINING";
+	// a hidden command (STLS, UIDL, TOP, USER, SASL) is also refused.
+	HideCaps []string
+	// NoCAPA makes CAPA an unknown command, as on RFC 1939 servers.
+	NoCAPA bool
+	// Respond, if set, is asked first for every command line; if it returns
+	// ok, its line (without CRLF) is sent instead of the normal response
+	// and the command has no other effect.
+	Respond func(cmd string, args []string) (line string, ok bool)
+	// DropQuit closes the connection on QUIT without answering and without
+	// committing deletions.
+	DropQuit bool
+}
+
+// Server is an in-process POP3 server.
+type Server struct {
+	// Faults to inject; see Faults.
+	Faults Faults
+	// Mechanisms are the SASL mechanisms offered; nil means PLAIN LOGIN
+	// CRAM-MD5 XOAUTH2 OAUTHBEARER.
+	Mechanisms []string
+	// OfferSTLS offers STLS on a plain listener (Start). Default true.
+	OfferSTLS bool
+
+	mu       sync.Mutex
+	users    map[string]*User
+	ln       net.Listener
+	tlsConf  *tls.Config
+	implicit bool
+	conns    map[net.Conn]struct{}
+	wg       sync.WaitGroup
+	closed   bool
+	received []string
+	early    int
+	sessions int
+}
+
+// NewServer returns a server with no users; add them with AddUser.
+func NewServer() *Server {
+	return &Server{users: map[string]*User{}, conns: map[net.Conn]struct{}{}, OfferSTLS: true}
+}
+
+// AddUser adds a user with a password and returns its empty mailbox.
+func (s *Server) AddUser(name, password string) *Mailbox {
+	mb := &Mailbox{}
+	s.mu.Lock()
+	s.users[name] = &User{Name: name, Password: password, Mailbox: mb}
+	s.mu.Unlock()
+	return mb
+}
+
+// SetToken sets the OAuth2 bearer token accepted for a user.
+func (s *Server) SetToken(name, token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u := s.users[name]; u != nil {
+		u.Token = token
+	}
+}
+
+// Start listens on 127.0.0.1 on a free port, without TLS (STLS is offered
+// unless OfferSTLS is false).
+func (s *Server) Start() error { return s.start(false) }
+
+// StartTLS listens on 127.0.0.1 on a free port with implicit TLS.
+func (s *Server) StartTLS() error { return s.start(true) }
+
+func (s *Server) start(implicit bool) error {
+	cert, err := testCertificate()
+	if err != nil {
+		return err
+	}
+	s.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	s.implicit = implicit
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	if implicit {
+		ln = tls.NewListener(ln, s.tlsConf)
+	}
+	s.ln = ln
+	s.wg.Add(1)
+	go s.serve()
+	return nil
+}
+
+// Addr returns the address the server listens on, "127.0.0.1:port".
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Certificate returns the server's self-signed certificate.
+func (s *Server) Certificate() *x509.Certificate {
+	c, _ := testCertificate()
+	return c.Leaf
+}
+
+// CertPool returns a pool that trusts the server's certificate.
+func (s *Server) CertPool() *x509.CertPool {
+	p := x509.NewCertPool()
+	p.AddCert(s.Certificate())
+	return p
+}
+
+// Received returns every command line received so far, in all sessions,
+// secrets included, so tests can prove what a client did or did not send.
+func (s *Server) Received() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.received...)
+}
+
+// EarlyCommands returns how many times a command arrived before the
+// response to the previous one was sent while PIPELINING was not offered.
+func (s *Server) EarlyCommands() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.early
+}
+
+// Sessions returns how many connections were accepted.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions
+}
+
+// Close stops listening, drops every open session (committing nothing) and
+// waits for them to end.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	s.wg.Wait()
+}
+
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			conn.Close()
+			return
+		}
+		s.conns[conn] = struct{}{}
+		s.sessions++
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			sess := &session{srv: s, conn: conn}
+			sess.run()
+			s.mu.Lock()
+			delete(s.conns, sess.conn)
+			delete(s.conns, conn)
+			s.mu.Unlock()
+			sess.conn.Close()
+		}()
+	}
+}
+
+func (s *Server) hidden(capa string) bool {
+	for _, h := range s.Faults.HideCaps {
+		if strings.EqualFold(h, capa) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) mechanisms() []string {
+	var m []string
+	for _, name := range s.Mechanisms {
+		m = append(m, strings.ToUpper(name))
+	}
+	if s.Mechanisms == nil {
+		m = []string{"PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2", "OAUTHBEARER"}
+	}
+	return m
+}
+
+func (s *Server) user(name string) *User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users[name]
+}
+
+func (s *Server) record(line string) {
+	s.mu.Lock()
+	s.received = append(s.received, line)
+	s.mu.Unlock()
+}
+
+// session is one client connection.
+type session struct {
+	srv     *Server
+	conn    net.Conn
+	br      *bufio.Reader
+	bw      *bufio.Writer
+	tls     bool
+	stamp   string
+	user    *User // after USER, or once logged in
+	authed  bool
+	msgs    []*Message
+	deleted map[*Message]bool
+	commit  bool
+}
+
+var errQuit = errors.New("quit")
+
+func (ss *session) run() {
+	s := ss.srv
+	ss.tls = s.implicit
+	ss.br = bufio.NewReader(ss.conn)
+	ss.bw = bufio.NewWriter(ss.conn)
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	ss.stamp = fmt.Sprintf("<%s.%d@pop3test>", hex.EncodeToString(nonce[:]), time.Now().Unix())
+	defer func() {
+		if ss.authed {
+			ss.user.Mailbox.unlock(ss.deleted, ss.commit)
+		}
+	}()
+	greeting := "+OK pop3test ready " + ss.stamp
+	if s.Faults.Greeting != "" {
+		greeting = s.Faults.Greeting
+	}
+	ss.reply(greeting)
+	for {
+		if ss.br.Buffered() == 0 {
+			if ss.bw.Flush() != nil {
+				return
+			}
+		}
+		line, err := ss.readLine()
+		if err != nil {
+			return
+		}
+		s.record(line)
+		if err := ss.handle(line); err != nil {
+			ss.bw.Flush()
+			return
+		}
+		if !ss.pipelining() && ss.br.Buffered() > 0 {
+			s.mu.Lock()
+			s.early++
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (ss *session) pipelining() bool { return !ss.srv.hidden("PIPELINING") && !ss.srv.Faults.NoCAPA }
+
+func (ss *session) readLine() (string, error) {
+	line, err := ss.br.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	if len(line) > 4096 {
+		return "", errors.New("line too long")
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func (ss *session) reply(format string, args ...any) {
+	if len(args) > 0 {
+		format = fmt.Sprintf(format, args...)
+	}
+	ss.bw.WriteString(format)
+	ss.bw.WriteString("\r\n")
+}
+
+func (ss *session) handle(line string) error {
+	s := ss.srv
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		ss.reply("-ERR empty command")
+		return nil
+	}
+	cmd, args := strings.ToUpper(f[0]), f[1:]
+	if s.Faults.Respond != nil {
+		if resp, ok := s.Faults.Respond(cmd, args); ok {
+			ss.reply(resp)
+			return nil
+		}
+	}
+	if s.hidden(cmd) || (cmd == "CAPA" && s.Faults.NoCAPA) || (cmd == "PASS" && s.hidden("USER")) ||
+		(cmd == "AUTH" && s.hidden("SASL")) {
+		ss.reply("-ERR unknown command")
+		return nil
+	}
+	if cmd == "QUIT" {
+		if s.Faults.DropQuit {
+			return errQuit
+		}
+		ss.commit = ss.authed
+		ss.reply("+OK bye")
+		return errQuit
+	}
+	if cmd == "CAPA" {
+		ss.capa()
+		return nil
+	}
+	if !ss.authed {
+		return ss.authorization(cmd, args)
+	}
+	return ss.transaction(cmd, args)
+}
+
+func (ss *session) capa() {
+	s := ss.srv
+	caps := []string{"TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"}
+	if !ss.authed {
+		if !ss.tls && s.OfferSTLS {
+			caps = append(caps, "STLS")
+		}
+		caps = append(caps, "USER", "SASL "+strings.Join(s.mechanisms(), " "))
+	}
+	caps = append(caps, "IMPLEMENTATION pop3test")
+	ss.reply("+OK capabilities follow")
+	for _, c := range caps {
+		if !s.hidden(strings.Fields(c)[0]) {
+			ss.reply(c)
+		}
+	}
+	ss.reply(".")
+}
+
+func (ss *session) authorization(cmd string, args []string) error {
+	s := ss.srv
+	switch cmd {
+	case "STLS":
+		if ss.tls || !s.OfferSTLS {
+			ss.reply("-ERR STLS not available")
+			return nil
+		}
+		ss.reply("+OK begin TLS negotiation")
+		if err := ss.bw.Flush(); err != nil {
+			return err
+		}
+		tc := tls.Server(ss.conn, s.tlsConf)
+		if err := tc.Handshake(); err != nil {
+			return err
+		}
+		s.mu.Lock()
+		s.conns[tc] = struct{}{}
+		s.mu.Unlock()
+		ss.conn, ss.tls, ss.user = tc, true, nil
+		ss.br = bufio.NewReader(tc)
+		ss.bw = bufio.NewWriter(tc)
+		return nil
+	case "USER":
+		if len(args) != 1 {
+			ss.reply("-ERR usage: USER name")
+			return nil
+		}
+		ss.user = s.user(args[0])
+		ss.reply("+OK send PASS")
+		return nil
+	case "PASS":
+		u := ss.user
+		pass := ""
+		if len(args) > 0 {
+			pass = strings.Join(args, " ")
+		}
+		if u == nil || pass != u.Password || u.Password == "" {
+			ss.user = nil
+			ss.reply("-ERR [AUTH] invalid user name or password")
+			return nil
+		}
+		return ss.login(u)
+	case "APOP":
+		if len(args) != 2 {
+			ss.reply("-ERR usage: APOP name digest")
+			return nil
+		}
+		u := s.user(args[0])
+		if u == nil || u.Password == "" || apopDigest(ss.stamp, u.Password) != strings.ToLower(args[1]) {
+			ss.reply("-ERR [AUTH] authentication failed")
+			return nil
+		}
+		return ss.login(u)
+	case "AUTH":
+		if len(args) == 0 {
+			ss.reply("+OK mechanisms follow")
+			for _, m := range s.mechanisms() {
+				ss.reply(m)
+			}
+			ss.reply(".")
+			return nil
+		}
+		u, err := ss.sasl(strings.ToUpper(args[0]), args[1:])
+		if err != nil {
+			return err
+		}
+		if u != nil {
+			return ss.login(u)
+		}
+		return nil
+	}
+	ss.reply("-ERR command not valid before login")
+	return nil
+}
+
+// login enters the TRANSACTION state, locking the maildrop.
+func (ss *session) login(u *User) error {
+	msgs, ok := u.Mailbox.lock()
+	if !ok {
+		ss.user = nil
+		ss.reply("-ERR [IN-USE] mailbox locked by another session")
+		return nil
+	}
+	ss.user, ss.authed, ss.msgs, ss.deleted = u, true, msgs, map[*Message]bool{}
+	ss.reply("+OK logged in, %d messages", len(msgs))
+	return nil
+}
+
+// message returns the message numbered by arg, or replies -ERR.
+func (ss *session) message(arg string) *Message {
+	var n int
+	if _, err := fmt.Sscanf(arg, "%d", &n); err != nil || n < 1 || n > len(ss.msgs) {
+		ss.reply("-ERR no such message")
+		return nil
+	}
+	m := ss.msgs[n-1]
+	if ss.deleted[m] {
+		ss.reply("-ERR message %d already deleted", n)
+		return nil
+	}
+	return m
+}
+
+func (ss *session) transaction(cmd string, args []string) error {
+	switch cmd {
+	case "STAT":
+		n, size := 0, int64(0)
+		for _, m := range ss.msgs {
+			if !ss.deleted[m] {
+				n++
+				size += m.size
+			}
+		}
+		ss.reply("+OK %d %d", n, size)
+	case "LIST", "UIDL":
+		if len(args) > 0 {
+			if m := ss.message(args[0]); m != nil {
+				ss.reply("+OK %s %s", args[0], ss.listValue(cmd, m))
+			}
+			return nil
+		}
+		ss.reply("+OK listing follows")
+		for i, m := range ss.msgs {
+			if !ss.deleted[m] {
+				ss.reply("%d %s", i+1, ss.listValue(cmd, m))
+			}
+		}
+		ss.reply(".")
+	case "RETR", "TOP":
+		if len(args) < 1 || (cmd == "TOP" && len(args) < 2) {
+			ss.reply("-ERR missing argument")
+			return nil
+		}
+		m := ss.message(args[0])
+		if m == nil {
+			return nil
+		}
+		body := m.wire
+		if cmd == "TOP" {
+			var n int
+			if _, err := fmt.Sscanf(args[1], "%d", &n); err != nil || n < 0 {
+				ss.reply("-ERR bad line count")
+				return nil
+			}
+			body = topOf(body, n)
+		}
+		ss.reply("+OK %d octets", m.size)
+		ss.bw.Write(body)
+		ss.reply(".")
+	case "DELE":
+		if len(args) < 1 {
+			ss.reply("-ERR missing argument")
+			return nil
+		}
+		if m := ss.message(args[0]); m != nil {
+			ss.deleted[m] = true
+			ss.reply("+OK message deleted")
+		}
+	case "NOOP":
+		ss.reply("+OK")
+	case "RSET":
+		ss.deleted = map[*Message]bool{}
+		ss.reply("+OK")
+	default:
+		ss.reply("-ERR unknown command")
+	}
+	return nil
+}
+
+func (ss *session) listValue(cmd string, m *Message) string {
+	if cmd == "UIDL" {
+		return m.UID
+	}
+	return fmt.Sprint(m.size)
+}
+
+// topOf returns the header and the first n body lines of a wire message.
+func topOf(wire []byte, n int) []byte {
+	i := 0
+	inBody := false
+	for i < len(wire) {
+		end := i
+		for end < len(wire) && wire[end] != '\n' {
+			end++
+		}
+		if end < len(wire) {
+			end++
+		}
+		line := wire[i:end]
+		if inBody {
+			if n == 0 {
+				return wire[:i]
+			}
+			n--
+		} else if string(line) == "\r\n" {
+			inBody = true
+		}
+		i = end
+	}
+	return wire
+}
