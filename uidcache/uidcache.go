@@ -1,0 +1,313 @@
+// Package uidcache remembers which messages of one mailbox have been
+// retrieved, by their POP3 unique id (RFC 1939 §7), with the time each was
+// first seen.
+//
+// A cache belongs to a mailbox, named by a key such as "alice@pop.example.org"
+// (USER@HOST), not to a configured account, so renaming an account does not
+// fetch everything again. It is a human-readable text file, replaced
+// atomically on Save (write a temporary file, fsync, rename, fsync the
+// directory), so a crash leaves either the old or the new cache, never a mix.
+// UIDs are opaque bytes: whatever a server sends, even a UID breaking the
+// RFC's rules, is encoded so it cannot corrupt the file.
+package uidcache
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// State says what became of a message.
+type State byte
+
+const (
+	// Retrieved: delivered, and left on the server.
+	Retrieved State = 'R'
+	// Deleted: delivered and marked for deletion; it is gone once a QUIT
+	// succeeds, and if it is still listed later, that QUIT never completed:
+	// it must be deleted again, not delivered again.
+	Deleted State = 'D'
+	// Skipped: not retrieved on purpose (too large) and already reported.
+	Skipped State = 'S'
+)
+
+func (s State) valid() bool { return s == Retrieved || s == Deleted || s == Skipped }
+
+// Entry is what the cache knows of a UID.
+type Entry struct {
+	Seen  time.Time // when the message was first seen, to the second
+	State State
+}
+
+// Cache is the set of UIDs known for one mailbox. It is not safe for
+// concurrent use; the caller holds the account's lock.
+type Cache struct {
+	path    string
+	key     string
+	entries map[string]Entry
+	dirty   bool
+}
+
+// FileName returns the name of the cache file of key within a state
+// directory: the key with every byte outside [A-Za-z0-9._@+-] escaped.
+func FileName(key string) string { return escapeName(key) + ".uidl" }
+
+// Open loads the cache of key from the state directory dir. A missing file
+// is an empty cache; the file is only written by Save.
+func Open(dir, key string) (*Cache, error) {
+	c := &Cache{path: filepath.Join(dir, FileName(key)), key: key, entries: map[string]Entry{}}
+	f, err := os.Open(c.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("uidcache: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		uid, e, err := parseLine(line)
+		if err != nil {
+			return nil, fmt.Errorf("uidcache: %s:%d: %w", c.path, n, err)
+		}
+		c.entries[uid] = e
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("uidcache: reading %s: %w", c.path, err)
+	}
+	return c, nil
+}
+
+func parseLine(line string) (string, Entry, error) {
+	f := strings.Split(line, "\t")
+	if len(f) != 3 || len(f[2]) != 1 {
+		return "", Entry{}, errors.New("malformed line: want UID, time and state separated by tabs")
+	}
+	uid, err := decodeUID(f[0])
+	if err != nil {
+		return "", Entry{}, err
+	}
+	seen, err := time.Parse(time.RFC3339, f[1])
+	if err != nil {
+		return "", Entry{}, fmt.Errorf("bad time %q", f[1])
+	}
+	st := State(f[2][0])
+	if !st.valid() {
+		return "", Entry{}, fmt.Errorf("bad state %q", f[2])
+	}
+	return uid, Entry{Seen: seen, State: st}, nil
+}
+
+// Path returns the cache file's path.
+func (c *Cache) Path() string { return c.path }
+
+// Key returns the mailbox key the cache belongs to.
+func (c *Cache) Key() string { return c.key }
+
+// Len returns the number of UIDs in the cache.
+func (c *Cache) Len() int { return len(c.entries) }
+
+// Get returns the entry of a UID.
+func (c *Cache) Get(uid string) (Entry, bool) {
+	e, ok := c.entries[uid]
+	return e, ok
+}
+
+// Put records a UID. Seen is truncated to the second.
+func (c *Cache) Put(uid string, e Entry) {
+	e.Seen = e.Seen.UTC().Truncate(time.Second)
+	if old, ok := c.entries[uid]; ok && old == e {
+		return
+	}
+	c.entries[uid] = e
+	c.dirty = true
+}
+
+// Delete forgets a UID.
+func (c *Cache) Delete(uid string) {
+	if _, ok := c.entries[uid]; ok {
+		delete(c.entries, uid)
+		c.dirty = true
+	}
+}
+
+// UIDs returns every UID in the cache, sorted.
+func (c *Cache) UIDs() []string {
+	uids := make([]string, 0, len(c.entries))
+	for uid := range c.entries {
+		uids = append(uids, uid)
+	}
+	sort.Strings(uids)
+	return uids
+}
+
+// Dirty reports whether the cache changed since it was loaded or saved.
+func (c *Cache) Dirty() bool { return c.dirty }
+
+// Save writes the cache atomically: a temporary file in the same directory
+// (mode 0600), fsynced, renamed over the cache, and the directory fsynced.
+// The directory is created with mode 0700 if missing.
+func (c *Cache) Save() error {
+	dir := filepath.Dir(c.path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("uidcache: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(c.path)+"-*")
+	if err != nil {
+		return fmt.Errorf("uidcache: %w", err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("uidcache: writing %s: %w", c.path, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fail(err)
+	}
+	w := bufio.NewWriterSize(f, 64<<10)
+	fmt.Fprintf(w, "# popfetch UID cache v1: %s\n", encodeUID(c.key))
+	fmt.Fprintf(w, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped\n")
+	for _, uid := range c.UIDs() {
+		e := c.entries[uid]
+		w.WriteString(encodeUID(uid))
+		w.WriteByte('\t')
+		w.WriteString(e.Seen.UTC().Format(time.RFC3339))
+		w.WriteByte('\t')
+		w.WriteByte(byte(e.State))
+		w.WriteByte('\n')
+	}
+	if err := w.Flush(); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("uidcache: writing %s: %w", c.path, err)
+	}
+	if err := os.Rename(tmp, c.path); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("uidcache: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("uidcache: syncing %s: %w", dir, err)
+	}
+	c.dirty = false
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+const hexDigits = "0123456789ABCDEF"
+
+// encodeUID writes a UID as itself when it is printable ASCII without
+// spaces, and escapes every other byte, and '%', as %XX.
+func encodeUID(uid string) string {
+	clean := true
+	for i := 0; i < len(uid); i++ {
+		if b := uid[i]; b < 0x21 || b > 0x7e || b == '%' {
+			clean = false
+			break
+		}
+	}
+	if clean && uid != "" {
+		return uid
+	}
+	var b strings.Builder
+	if uid == "" {
+		return "%" // the empty UID; no valid encoding is a lone %
+	}
+	for i := 0; i < len(uid); i++ {
+		c := uid[i]
+		if c < 0x21 || c > 0x7e || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+func decodeUID(s string) (string, error) {
+	if s == "%" {
+		return "", nil
+	}
+	if !strings.Contains(s, "%") {
+		if s == "" {
+			return "", errors.New("empty UID")
+		}
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return "", fmt.Errorf("bad escape in UID %q", s)
+		}
+		hi, lo := unhex(s[i+1]), unhex(s[i+2])
+		if hi < 0 || lo < 0 {
+			return "", fmt.Errorf("bad escape in UID %q", s)
+		}
+		b.WriteByte(byte(hi<<4 | lo))
+		i += 2
+	}
+	return b.String(), nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case '0' <= c && c <= '9':
+		return int(c - '0')
+	case 'A' <= c && c <= 'F':
+		return int(c - 'A' + 10)
+	case 'a' <= c && c <= 'f':
+		return int(c - 'a' + 10)
+	}
+	return -1
+}
+
+// escapeName makes a key safe as a file name.
+func escapeName(key string) string {
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9',
+			c == '.' && i > 0, c == '_', c == '@', c == '+', c == '-':
+			b.WriteByte(c)
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		}
+	}
+	return b.String()
+}
