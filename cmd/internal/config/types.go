@@ -1,0 +1,103 @@
+// Package config loads popfetch's TOML configuration (CONTRACT §2) into
+// typed, validated account definitions, and reports every problem as
+// FILE:LINE: what is wrong.
+package config
+
+import (
+	"time"
+)
+
+// TLSMode is how an account's connection is protected.
+type TLSMode string
+
+// TLS modes.
+const (
+	TLSImplicit TLSMode = "implicit" // TLS from the first byte (port 995)
+	TLSStartTLS TLSMode = "starttls" // STLS after the greeting (port 110)
+	TLSNone     TLSMode = "none"     // no TLS
+)
+
+// AuthMethod is the configured authentication method.
+type AuthMethod string
+
+// Authentication methods.
+const (
+	AuthAuto        AuthMethod = "auto"
+	AuthUser        AuthMethod = "user"
+	AuthAPOP        AuthMethod = "apop"
+	AuthPlain       AuthMethod = "plain"
+	AuthLogin       AuthMethod = "login"
+	AuthCRAMMD5     AuthMethod = "cram-md5"
+	AuthXOAuth2     AuthMethod = "xoauth2"
+	AuthOAuthBearer AuthMethod = "oauthbearer"
+)
+
+// Secret is a string that never prints: fmt shows REDACTED.
+type Secret string
+
+// String implements fmt.Stringer.
+func (Secret) String() string { return "REDACTED" }
+
+// GoString implements fmt.GoStringer.
+func (Secret) GoString() string { return "REDACTED" }
+
+// Config is a loaded configuration.
+type Config struct {
+	// Path is the file it was read from.
+	Path string
+	// Accounts in the order of the file.
+	Accounts []*Account
+}
+
+// Account is one [[account]], with the [defaults] applied, every default
+// of CONTRACT §2 filled in, and every path expanded (~ and $VAR).
+type Account struct {
+	Name              string
+	Host              string
+	Port              int // 995 for implicit TLS, else 110, unless set
+	TLS               TLSMode
+	TLSCAFile         string
+	TLSFingerprint    string // "" or "sha256:" and 64 lower-case hex digits
+	AllowInsecure     bool
+	User              string
+	Auth              AuthMethod
+	PasswordCommand   string
+	Password          Secret
+	OAuthTokenCommand string
+	OAuthProvider     string // "", "google", "microsoft" or a token URL
+	OAuthClientID     string
+	Keep              bool
+	FetchAll          bool
+	DeleteAfter       time.Duration // 0: never
+	MaxSize           int64         // bytes; 0: no limit
+	MaxMessages       int           // 0: no limit
+	ReceivedHeader    bool          // default true
+	Timeout           time.Duration // default 60s
+	StateDir          string        // default $XDG_STATE_HOME/popfetch or ~/.local/state/popfetch
+	Deliver           Deliver
+
+	// File is the configuration file, and Lines the line of each key set
+	// for this account (e.g. "host", "deliver.maildir"), with "" for the
+	// [[account]] header itself, so later checks can say FILE:LINE too.
+	File  string
+	Lines map[string]int
+}
+
+// Deliver is an account's delivery target: exactly one field is set.
+type Deliver struct {
+	Maildir string // a directory (expanded)
+	Mbox    string // a file (expanded)
+	MDA     string // a command line, split like a shell would, never run by one
+}
+
+// Key returns the cache key of the account's mailbox: USER@HOST.
+func (a *Account) Key() string { return a.User + "@" + a.Host }
+
+// Line returns the line of key in the account's file, or the line of the
+// account's header if the key was not set there.
+func (a *Account) Line(key string) int {
+	if n, ok := a.Lines[key]; ok {
+		return n
+	}
+	return a.Lines[""]
+}
