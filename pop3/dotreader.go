@@ -94,10 +94,9 @@ func (d *dotReader) next() {
 	}
 	if d.heldCR {
 		d.heldCR = false
-		if len(line) > 0 && line[0] == '\n' {
-			// the held CR and this LF are one CRLF: it becomes the LF alone
-			d.octets++
-		} else {
+		if len(line) == 0 || line[0] != '\n' {
+			// a bare CR; if this is the LF of a CRLF instead, the line
+			// ending is counted below
 			d.emitCR = true
 			d.octets++
 		}
@@ -118,9 +117,10 @@ func (d *dotReader) next() {
 	if n := len(line); n >= 2 && line[n-2] == '\r' {
 		line[n-2] = '\n'
 		line = line[:n-1]
-		d.octets++
 	}
-	d.octets += int64(len(line))
+	// The line ending counts as two octets, as in the server's LIST size,
+	// whether it came as CRLF, as a bare LF, or split across two pieces.
+	d.octets += int64(len(line)) + 1
 	d.pend = line
 }
 
