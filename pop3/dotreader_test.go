@@ -18,12 +18,14 @@ type dotCase struct {
 	name   string
 	wire   string
 	want   string // the bytes read; for a cut body, the most that may be read
+	min    string // for a cut body, the least that must be read
 	cut    bool   // the body ends before its terminator: io.ErrUnexpectedEOF
-	min    string // for a cut body, the least that must be read (pieces of
-	// a line longer than the buffer are passed on before its end is seen)
 	octets int64  // Octets once read (only checked when !cut)
 	rest   string // what is left on the connection after the terminator
 }
+
+// A line longer than the buffer is passed on in pieces before its end is
+// seen, so a cut body may yield part of its last line: hence min and want.
 
 var mb = strings.Repeat("x", 1<<20)
 
