@@ -287,6 +287,10 @@ func (c *Client) fail(err error) {
 	}
 }
 
+// Err returns the error that broke the client, ErrClosed after Close or
+// Quit, or nil while the session is usable.
+func (c *Client) Err() error { return c.err() }
+
 // err returns the sticky failure, or nil.
 func (c *Client) err() error {
 	c.mu.Lock()

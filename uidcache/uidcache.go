@@ -55,8 +55,12 @@ type Cache struct {
 }
 
 // FileName returns the name of the cache file of key within a state
-// directory: the key with every byte outside [A-Za-z0-9._@+-] escaped.
-func FileName(key string) string { return escapeName(key) + ".uidl" }
+// directory: EscapeKey(key) + ".uidl".
+func FileName(key string) string { return EscapeKey(key) + ".uidl" }
+
+// EscapeKey makes a key safe as a file name: every byte outside
+// [A-Za-z0-9._@+-], and a leading dot, is written as %XX.
+func EscapeKey(key string) string { return escapeName(key) }
 
 // Open loads the cache of key from the state directory dir. A missing file
 // is an empty cache; the file is only written by Save.

@@ -1,0 +1,459 @@
+// Package engine runs one account's POP3 session: lock, connect, log in,
+// list, retrieve, deliver, record, delete, quit, in the order of
+// CONTRACT §5, so that no message is ever lost.
+//
+// The order for every message is: durable delivery (deliver.Target.Commit)
+// → cache record (uidcache.Cache.Save) → DELE → QUIT. A message recorded as
+// Deleted in the cache but still on the server belongs to a session whose
+// QUIT never completed: it is deleted without being retrieved again.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/deliver"
+	"github.com/popfetch/popfetch/pop3"
+	"github.com/popfetch/popfetch/uidcache"
+)
+
+// Options for one run of one account. The account's settings already hold
+// any command-line overrides.
+type Options struct {
+	Account     *config.Account
+	Credentials Credentials
+	// Log receives the account's reports: warnings (shown even under cron),
+	// info (-v) and the protocol trace at debug level (-vv). Nil: silent.
+	Log *slog.Logger
+	// Trace enables the protocol trace into Log.
+	Trace bool
+	// Progress, if set, is told what is retrieved.
+	Progress Progress
+	// AcceptAllAsNew disarms the cache tripwire.
+	AcceptAllAsNew bool
+	// Stop, when closed, ends the run gracefully: the message in hand is
+	// finished and committed, then QUIT.
+	Stop <-chan struct{}
+	// Version names popfetch in the Received header.
+	Version string
+	// Now returns the time; nil means time.Now.
+	Now func() time.Time
+}
+
+// Progress is told how a run goes.
+type Progress interface {
+	// Begin is called once the messages to retrieve are known.
+	Begin(messages int, bytes int64)
+	// Delivered is called after each message delivered.
+	Delivered(bytes int64)
+}
+
+// Result says what a run did.
+type Result struct {
+	Listed  int   // messages on the server
+	New     int   // messages selected for retrieval
+	Fetched int   // messages delivered and committed
+	Bytes   int64 // their size
+	Deleted int   // messages deleted on the server (QUIT succeeded)
+	Skipped int   // messages too large, left on the server (reported once)
+	Failed  int   // messages whose delivery failed, left on the server
+}
+
+// message is a message listed by the server.
+type message struct {
+	num  int
+	uid  string
+	size int64
+}
+
+// run is the state of one run.
+type run struct {
+	opts    Options
+	acct    *config.Account
+	log     *slog.Logger
+	now     func() time.Time
+	c       *pop3.Client
+	cache   *uidcache.Cache
+	target  deliver.Target
+	env     deliver.Envelope
+	recv    receivedHeader
+	res     Result
+	batch   []delivered
+	batchAt time.Time
+	batchN  int64
+	dele    []pendingDele
+	limits  batchLimits
+	failure error // the first per-message failure, reported at the end
+}
+
+type delivered struct {
+	msg   message
+	bytes int64
+}
+
+type pendingDele struct {
+	cmd *pop3.Command
+	uid string
+}
+
+// Run fetches one account.
+func Run(ctx context.Context, opts Options) (Result, error) {
+	r := &run{opts: opts, acct: opts.Account, log: opts.Log, now: opts.Now}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	err := r.run(ctx)
+	if err == nil {
+		err = r.failure
+	}
+	return r.res, err
+}
+
+func (r *run) run(ctx context.Context) error {
+	a := r.acct
+	lock, err := lockAccount(a.StateDir, a.Key())
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if r.cache, err = uidcache.Open(a.StateDir, a.Key()); err != nil {
+		return &StateError{err}
+	}
+	tc, err := tlsConfig(a)
+	if err != nil {
+		return err
+	}
+	popts := &pop3.Options{TLSConfig: tc, Timeout: a.Timeout}
+	if r.opts.Trace {
+		popts.Logger = r.log
+	}
+	c, err := connect(ctx, a, popts)
+	if err != nil {
+		return err
+	}
+	r.c = c
+	defer c.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })()
+	if err := login(ctx, c, a, r.opts.Credentials); err != nil {
+		return err
+	}
+	// RFC 2449 §4: capabilities may change after login (Gmail lists UIDL
+	// and PIPELINING only then); with PIPELINING known already, the three
+	// commands go out together.
+	capa, uidl, list := c.Capa(), c.UIDL(), c.List()
+	if _, err := capa.Wait(); err != nil && !isRefusal(err) {
+		return err
+	}
+	uids, uerr := uidl.Wait()
+	sizes, lerr := list.Wait()
+	if lerr != nil {
+		return lerr
+	}
+	if uerr != nil {
+		if !isRefusal(uerr) {
+			return uerr
+		}
+		return fmt.Errorf("the server does not support UIDL, so popfetch cannot tell new messages from old ones: %w", uerr)
+	}
+	msgs, err := merge(uids, sizes)
+	if err != nil {
+		return err
+	}
+	r.res.Listed = len(msgs)
+	p, err := r.plan(msgs)
+	if err != nil {
+		return err
+	}
+	if len(p.fetch) > 0 {
+		if r.target, err = openTarget(a); err != nil {
+			return err
+		}
+		defer r.target.Close()
+		r.env = deliver.Envelope{Recipient: a.User}
+		r.recv = newReceivedHeader(a, c, r.opts.Version)
+		r.limits = limitsFor(a)
+	}
+	for _, m := range p.dele {
+		r.dele = append(r.dele, pendingDele{cmd: c.Dele(m.num), uid: m.uid})
+	}
+	fetchErr := r.fetch(p.fetch)
+	if fetchErr != nil && c.Err() != nil {
+		// The session is broken: nothing more can be said to the server,
+		// and nothing it was told to delete will be: the cache remembers
+		// what was delivered.
+		r.saveCache()
+		return fetchErr
+	}
+	return errors.Join(fetchErr, r.quit())
+}
+
+// quit commits the deletions and forgets the deleted messages.
+func (r *run) quit() error {
+	var deleted []string
+	for _, d := range r.dele {
+		if err := d.cmd.Wait(); err != nil {
+			if !isRefusal(err) {
+				return err
+			}
+			r.log.Warn("the server refused to delete a message; it stays on the server", "uid", d.uid, "error", err)
+			continue
+		}
+		deleted = append(deleted, d.uid)
+	}
+	if err := r.c.Quit(); err != nil {
+		// The deletions may not have happened: the cache keeps them as
+		// Deleted, and the next run deletes whatever is still there.
+		if err := r.saveCache(); err != nil {
+			return err
+		}
+		return fmt.Errorf("the session ended before the server confirmed QUIT; messages delivered are remembered and will be deleted next time: %w", err)
+	}
+	r.res.Deleted = len(deleted)
+	for _, uid := range deleted {
+		r.cache.Delete(uid)
+	}
+	return r.saveCache()
+}
+
+func (r *run) saveCache() error {
+	if !r.cache.Dirty() {
+		return nil
+	}
+	if err := r.cache.Save(); err != nil {
+		return &StateError{err}
+	}
+	return nil
+}
+
+// merge joins UIDL and LIST by message number.
+func merge(uids, sizes []pop3.MessageInfo) ([]message, error) {
+	byNum := make(map[int]int64, len(sizes))
+	for _, s := range sizes {
+		byNum[s.Number] = s.Size
+	}
+	msgs := make([]message, 0, len(uids))
+	seen := make(map[int]bool, len(uids))
+	for _, u := range uids {
+		size, ok := byNum[u.Number]
+		if !ok || seen[u.Number] {
+			return nil, &pop3.ProtocolError{Command: "UIDL", Msg: fmt.Sprintf("message %d is listed by UIDL and LIST differently", u.Number)}
+		}
+		seen[u.Number] = true
+		msgs = append(msgs, message{num: u.Number, uid: u.UID, size: size})
+	}
+	if len(msgs) != len(sizes) {
+		return nil, &pop3.ProtocolError{Command: "LIST", Msg: fmt.Sprintf("LIST lists %d messages, UIDL %d", len(sizes), len(msgs))}
+	}
+	return msgs, nil
+}
+
+// openTarget opens the account's delivery target.
+func openTarget(a *config.Account) (deliver.Target, error) {
+	switch {
+	case a.Deliver.Maildir != "":
+		return deliver.OpenMaildir(a.Deliver.Maildir)
+	}
+	return nil, &ConfigError{Msg: "no supported delivery target (deliver.maildir) is configured"}
+}
+
+// batchLimits bound how much is delivered before it is made durable,
+// recorded and deleted: larger batches share an fsync among more messages;
+// smaller ones leave fewer duplicates after a crash (what was delivered but
+// not recorded is fetched again).
+type batchLimits struct {
+	messages int
+	bytes    int64
+	age      time.Duration
+}
+
+func limitsFor(a *config.Account) batchLimits {
+	switch {
+	case a.Deliver.Maildir != "":
+		// Uncommitted messages wait in tmp/, invisible: a crash leaves
+		// no duplicate, so batches can be large.
+		return batchLimits{messages: 128, bytes: 32 << 20, age: 500 * time.Millisecond}
+	case a.Deliver.Mbox != "":
+		// Appended messages are visible at once: keep the window short.
+		return batchLimits{messages: 32, bytes: 8 << 20, age: 50 * time.Millisecond}
+	}
+	// An MDA delivers for good when it exits: record each at once.
+	return batchLimits{messages: 1}
+}
+
+// stopping reports whether a graceful stop was asked for.
+func (r *run) stopping() bool {
+	select {
+	case <-r.opts.Stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Retrieval is pipelined ahead of delivery: at most this many RETRs, and
+// about this many bytes, are asked for beyond the message being delivered.
+// Enough to cover a long round trip; bounded so a graceful stop need not
+// drain much.
+const (
+	aheadMessages = 256
+	aheadBytes    = 8 << 20
+)
+
+// fetch retrieves and delivers the messages, committing in batches.
+func (r *run) fetch(msgs []message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	if r.opts.Progress != nil {
+		var total int64
+		for _, m := range msgs {
+			total += m.size
+		}
+		r.opts.Progress.Begin(len(msgs), total)
+	}
+	retrs := make([]pop3.RetrCommand, len(msgs))
+	issued, ahead := 0, int64(0)
+	for i, m := range msgs {
+		for issued < len(msgs) && (issued == i || issued-i < aheadMessages && ahead < aheadBytes) {
+			retrs[issued] = r.c.Retr(msgs[issued].num)
+			ahead += msgs[issued].size
+			issued++
+		}
+		ahead -= m.size
+		err := r.fetchOne(m, retrs[i])
+		retrs[i] = pop3.RetrCommand{}
+		if err != nil {
+			return errors.Join(err, r.commit())
+		}
+		if r.due() {
+			if err := r.commit(); err != nil {
+				return err
+			}
+		}
+		if r.stopping() {
+			break
+		}
+	}
+	return r.commit()
+}
+
+// due reports whether the batch should be committed now.
+func (r *run) due() bool {
+	l := r.limits
+	n := len(r.batch)
+	return n > 0 && (n >= l.messages || r.batchN >= l.bytes || r.now().Sub(r.batchAt) >= l.age)
+}
+
+// fetchOne retrieves and delivers one message. It returns an error that
+// must stop the run; a failure of this message alone is recorded and nil
+// returned.
+func (r *run) fetchOne(m message, retr pop3.RetrCommand) error {
+	body, err := retr.Body()
+	if err != nil {
+		if isRefusal(err) {
+			r.messageFailed(m, err)
+			return nil
+		}
+		return fmt.Errorf("retrieving message %d (uid %q): %w", m.num, m.uid, err)
+	}
+	defer body.Close()
+	src, env := r.prepare(body)
+	if err := r.target.Deliver(env, src); err != nil {
+		var de *deliver.Error
+		if errors.As(err, &de) && de.Source {
+			return fmt.Errorf("retrieving message %d (uid %q): %w", m.num, m.uid, de.Err)
+		}
+		if errors.As(err, &de) && de.MessageOnly {
+			if cerr := body.Close(); cerr != nil {
+				return cerr
+			}
+			r.messageFailed(m, err)
+			return nil
+		}
+		return fmt.Errorf("delivering message %d (uid %q): %w", m.num, m.uid, err)
+	}
+	if got := body.Octets(); got != m.size {
+		r.log.Info("message size differs from the server's LIST size; delivered as received",
+			"uid", m.uid, "listed", m.size, "received", got)
+	}
+	if len(r.batch) == 0 {
+		r.batchAt = r.now()
+	}
+	n := body.Octets()
+	r.batch = append(r.batch, delivered{msg: m, bytes: n})
+	r.batchN += n
+	if r.opts.Progress != nil {
+		r.opts.Progress.Delivered(m.size)
+	}
+	return nil
+}
+
+// messageFailed records a message that could not be delivered; it stays on
+// the server, unrecorded, and the run goes on (CONTRACT §5).
+func (r *run) messageFailed(m message, err error) {
+	r.res.Failed++
+	r.log.Warn("message not delivered; it stays on the server", "uid", m.uid, "number", m.num, "error", err)
+	if r.failure == nil {
+		r.failure = fmt.Errorf("message %d (uid %q) not delivered: %w", m.num, m.uid, err)
+	}
+}
+
+// commit makes the batch durable, records it, then marks it for deletion
+// (CONTRACT §5: durable delivery → cache record → DELE).
+func (r *run) commit() error {
+	if len(r.batch) == 0 {
+		return nil
+	}
+	batch := r.batch
+	r.batch, r.batchN = r.batch[:0], 0
+	if err := r.target.Commit(); err != nil {
+		return err
+	}
+	state := uidcache.Deleted
+	if r.acct.Keep {
+		state = uidcache.Retrieved
+	}
+	now := r.now()
+	for _, d := range batch {
+		seen := now
+		if e, ok := r.cache.Get(d.msg.uid); ok {
+			seen = e.Seen
+		}
+		r.cache.Put(d.msg.uid, uidcache.Entry{Seen: seen, State: state})
+		r.res.Fetched++
+		r.res.Bytes += d.bytes
+	}
+	if err := r.saveCache(); err != nil {
+		// Delivered but not recorded: without the record, a deletion that
+		// went through would be safe, but one that did not would make the
+		// next run deliver them again. Stop here.
+		return err
+	}
+	if !r.acct.Keep {
+		for _, d := range batch {
+			r.dele = append(r.dele, pendingDele{cmd: r.c.Dele(d.msg.num), uid: d.msg.uid})
+		}
+	}
+	return nil
+}
+
+// prepare returns the reader of the message to deliver, with the Received
+// header in front, and its envelope.
+func (r *run) prepare(body io.Reader) (io.Reader, deliver.Envelope) {
+	env := r.env
+	if r.acct.ReceivedHeader {
+		return io.MultiReader(r.recv.reader(r.now()), body), env
+	}
+	return body, env
+}
+
+var _ = os.Getpid
