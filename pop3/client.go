@@ -214,8 +214,10 @@ func newClient(raw net.Conn, tc *tls.Conn, opts *Options) (*Client, error) {
 	c.setConn(tc)
 	line, err := readLine(c.br, "")
 	if err != nil {
+		// ioError before Close: Close would record ErrClosed as the cause
+		err = c.ioError("reading greeting", err)
 		c.Close()
-		return nil, c.ioError("reading greeting", err)
+		return nil, err
 	}
 	c.traceS(line)
 	st, err := parseStatus(line, "")
