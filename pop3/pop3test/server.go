@@ -251,7 +251,6 @@ type session struct {
 	authed  bool
 	msgs    []*Message
 	deleted map[*Message]bool
-	commit  bool
 }
 
 var errQuit = errors.New("quit")
@@ -266,7 +265,8 @@ func (ss *session) run() {
 	ss.stamp = fmt.Sprintf("<%s.%d@pop3test>", hex.EncodeToString(nonce[:]), time.Now().Unix())
 	defer func() {
 		if ss.authed {
-			ss.user.Mailbox.unlock(ss.deleted, ss.commit)
+			// no QUIT: nothing is committed
+			ss.user.Mailbox.unlock(ss.deleted, false)
 		}
 	}()
 	greeting := "+OK pop3test ready " + ss.stamp
@@ -341,7 +341,12 @@ func (ss *session) handle(line string) error {
 		if s.Faults.DropQuit {
 			return errQuit
 		}
-		ss.commit = ss.authed
+		// RFC 1939 §6: the UPDATE state removes the messages, then
+		// answers; a client that sees +OK must find them gone.
+		if ss.authed {
+			ss.user.Mailbox.unlock(ss.deleted, true)
+			ss.authed = false
+		}
 		ss.reply("+OK bye")
 		return errQuit
 	}
