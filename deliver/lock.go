@@ -1,0 +1,234 @@
+package deliver
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrLocked is wrapped by the *Error of an mbox delivery that could not get
+// the mailbox's locks within MboxOptions.LockTimeout: another program
+// (a mail reader, procmail, the system MDA) held them all that time.
+var ErrLocked = errors.New("mailbox is locked by another program")
+
+// errNoDotlock says that the directory does not let us create a dotlock.
+var errNoDotlock = errors.New("cannot create a dotlock here")
+
+// dotlock is a held lock file PATH.lock, the oldest mailbox lock: procmail,
+// mutt, liblockfile and the system MDAs take it before writing a mailbox.
+// It is created with the link trick, as procmail and liblockfile do: a
+// unique file is written in the same directory and hard-linked to the lock
+// name; the link count of the unique file tells whether we won, which stays
+// true on NFS where link may report a failure that did in fact succeed.
+//
+// While held, the lock file's time is refreshed regularly, so that others
+// (and we) can take a lock not refreshed for a long time as left by a
+// crashed process (liblockfile's lockfile_touch).
+type dotlock struct {
+	path    string
+	content string // "PID TOKEN\n": liblockfile reads the PID, the token is ours alone
+	ino     uint64
+	dev     uint64
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// tryDotlock tries once to create the dotlock path. It returns nil, nil when
+// someone else holds it; errNoDotlock when the directory does not let us
+// create files (a system spool such as /var/mail, writable only by the
+// group mail); any other error is a failure.
+//
+// A lock whose time is older than staleAge is removed first: its holder is
+// taken to be dead (procmail does the same after LOCKTIMEOUT, 17 minutes;
+// liblockfile after 5 minutes).
+func tryDotlock(path string, staleAge, refresh time.Duration) (*dotlock, error) {
+	var r [8]byte
+	rand.Read(r[:])
+	token := hex.EncodeToString(r[:])
+	content := fmt.Sprintf("%d %s\n", os.Getpid(), token)
+	// A short name: the mailbox's name may already be near NAME_MAX.
+	tmp := filepath.Join(filepath.Dir(path), ".lk"+token)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return nil, fmt.Errorf("%w: %v", errNoDotlock, err)
+		}
+		return nil, err
+	}
+	defer os.Remove(tmp)
+	_, werr := io.WriteString(f, content)
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return nil, werr
+	}
+
+	for attempt := 0; attempt < 2; attempt++ {
+		lerr := os.Link(tmp, path)
+		var st unix.Stat_t
+		if err := unix.Stat(tmp, &st); err != nil {
+			return nil, err
+		}
+		if lerr == nil || st.Nlink == 2 {
+			return startDotlock(path, content, st, refresh), nil
+		}
+		switch {
+		case errors.Is(lerr, fs.ErrExist):
+		case errors.Is(lerr, unix.EPERM), errors.Is(lerr, unix.EOPNOTSUPP), errors.Is(lerr, unix.EMLINK):
+			// A file system without hard links (FAT, some FUSE): O_EXCL is
+			// atomic on every local file system and on NFSv3 and later.
+			return tryDotlockExcl(path, content, refresh)
+		default:
+			return nil, lerr
+		}
+		if attempt > 0 || !removeIfStale(path, staleAge) {
+			return nil, nil
+		}
+	}
+	return nil, nil
+}
+
+func tryDotlockExcl(path, content string, refresh time.Duration) (*dotlock, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.WriteString(f, content)
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Fstat(int(f.Fd()), &st)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	return startDotlock(path, content, st, refresh), nil
+}
+
+// removeIfStale removes the lock file path if it has not been modified for
+// staleAge, and reports whether it did.
+func removeIfStale(path string, staleAge time.Duration) bool {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist) // gone already: try again
+	}
+	if time.Since(fi.ModTime()) < staleAge {
+		return false
+	}
+	return os.Remove(path) == nil
+}
+
+func startDotlock(path, content string, st unix.Stat_t, refresh time.Duration) *dotlock {
+	l := &dotlock{path: path, content: content, ino: st.Ino, dev: st.Dev,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go l.refresh(refresh)
+	return l
+}
+
+// refresh touches the lock file every interval until release.
+func (l *dotlock) refresh(interval time.Duration) {
+	defer close(l.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			if l.ours() {
+				now := time.Now()
+				os.Chtimes(l.path, now, now)
+			}
+		}
+	}
+}
+
+// ours reports whether the lock file is still the one we created, and not
+// one another process made after taking ours as stale. The inode alone
+// could tell wrong: a file system may give a new file the number just
+// freed.
+func (l *dotlock) ours() bool {
+	var st unix.Stat_t
+	if unix.Lstat(l.path, &st) != nil || st.Ino != l.ino || st.Dev != l.dev {
+		return false
+	}
+	b, err := os.ReadFile(l.path)
+	return err == nil && string(b) == l.content
+}
+
+// release removes the lock file, if it is still ours.
+func (l *dotlock) release() error {
+	close(l.stop)
+	<-l.done
+	if !l.ours() {
+		return nil
+	}
+	if err := os.Remove(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// tryFcntlLock tries once to take a write lock on the whole of f, and
+// reports whether it did. It is an open file description lock
+// (F_OFD_SETLK, Linux 3.15): it conflicts with the classic fcntl locks of
+// procmail, mutt and the system MDAs like any fcntl lock, and also with a
+// second Mbox of this process on the same file, which a classic
+// per-process lock would not; and closing another descriptor of the file
+// does not drop it. Before Linux 3.15 it falls back to F_SETLK.
+func tryFcntlLock(f *os.File) (bool, error) {
+	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart} // Start 0, Len 0: the whole file
+	err := fcntlLock(f, unix.F_OFD_SETLK, &lk)
+	if errors.Is(err, unix.EINVAL) {
+		err = fcntlLock(f, unix.F_SETLK, &lk)
+	}
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EACCES):
+		return false, nil
+	}
+	return false, err
+}
+
+func fcntlLock(f *os.File, cmd int, lk *unix.Flock_t) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var lerr error
+	if err := rc.Control(func(fd uintptr) { lerr = unix.FcntlFlock(fd, cmd, lk) }); err != nil {
+		return err
+	}
+	if lerr != nil {
+		return &os.PathError{Op: "fcntl lock", Path: f.Name(), Err: lerr}
+	}
+	return nil
+}
+
+// lockPause returns the pause after a failed lock attempt and the next
+// one's: growing from 10 ms to half a second, with jitter so that two
+// waiters do not stay in step.
+func lockPause(prev time.Duration) (pause, next time.Duration) {
+	if prev == 0 {
+		prev = 10 * time.Millisecond
+	}
+	var r [1]byte
+	rand.Read(r[:])
+	return prev/2 + prev*time.Duration(r[0])/512, min(2*prev, 500*time.Millisecond)
+}

@@ -1,0 +1,444 @@
+package deliver
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// MboxOptions tunes an Mbox. The zero value is ready to use.
+type MboxOptions struct {
+	// LockTimeout bounds the wait for the mailbox's locks at the start of
+	// a batch; 0 means 60 seconds. When it runs out, Deliver returns an
+	// *Error wrapping ErrLocked.
+	LockTimeout time.Duration
+	// StaleLockAge is the age after which a dotlock (PATH.lock) is taken as
+	// left by a crashed program and removed; 0 means 5 minutes, as
+	// liblockfile. Our own dotlock is refreshed while held, so a long batch
+	// is never taken as stale by others.
+	StaleLockAge time.Duration
+}
+
+// Mbox appends messages to an mbox file in the mboxrd format: each message
+// is preceded by a "From SENDER DATE" line and followed by an empty line,
+// and every line of the message matching ^>*From gets one more '>' (so
+// the quoting is undone exactly by removing one '>' from every line
+// matching ^>+From ). SENDER is the Envelope's Sender (without <>, spaces
+// and control characters made '_'), or MAILER-DAEMON when empty; DATE is
+// the time of delivery in UTC in asctime(3) form, "Mon Jan _2 15:04:05
+// 2006". A message that does not end with a newline gets one, the only
+// change besides the quoting: the format cannot tell such a message apart.
+//
+// Locking cooperates with procmail, mutt and the system MDAs: a dotlock
+// PATH.lock (link trick, stale locks removed after StaleLockAge) and an
+// fcntl write lock on the whole file. If the directory does not let us
+// create a dotlock (a system spool such as /var/mail writable only by the
+// group mail), the fcntl lock alone is used, as Dovecot's dotlock_try: the
+// mail readers and MDAs that write such spools all take the fcntl lock
+// too. The locks are taken without blocking and retried, all or none, so
+// that we never sit on one while waiting for the other (mutt takes them in
+// the opposite order to procmail).
+//
+// Batches: the first Deliver after a Commit takes the locks and notes the
+// file's size; each Deliver appends one message, streamed through a
+// buffer; Commit fsyncs the file and releases the locks. A Deliver that
+// fails (reading the message or writing it) truncates the file back to
+// where that message began, keeping the batch's earlier messages; a Commit
+// that fails truncates the file back to where the batch began; Close
+// truncates away a batch not committed. An Mbox is used by one goroutine.
+type Mbox struct {
+	path     string
+	lockPath string
+	opts     MboxOptions
+
+	buf []byte // copy buffer
+	w   *bufio.Writer
+	cw  countWriter
+	q   mboxrdWriter
+
+	// the batch, while the locks are held (f != nil)
+	f          *os.File
+	dl         *dotlock // nil without a dotlock
+	noDotlock  bool     // the directory refused a dotlock once
+	start, end int64    // file size at the batch's start, after its last message
+	sep        string   // to write before the next message, if the file lacks its final empty line
+	atime      unix.Timespec
+	broken     error // a truncation failed: the file holds a partial message
+	closed     bool
+}
+
+// OpenMbox opens the mbox file path for appending, creating it (mode
+// 0600) if missing; the directory must exist. It takes no lock: that is
+// done by the first Deliver of each batch. Errors are *Error.
+func OpenMbox(path string, opts MboxOptions) (*Mbox, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 60 * time.Second
+	}
+	if opts.StaleLockAge <= 0 {
+		opts.StaleLockAge = 5 * time.Minute
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: err}
+	}
+	fi, err := f.Stat()
+	f.Close()
+	if err != nil {
+		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: err}
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errors.New("not a regular file")}
+	}
+	m := &Mbox{path: path, lockPath: path + ".lock", opts: opts, buf: make([]byte, 64<<10)}
+	m.w = bufio.NewWriterSize(&m.cw, 64<<10)
+	return m, nil
+}
+
+// Deliver appends one message, taking the locks first if this is the
+// first message of a batch. Errors are *Error; one wrapping ErrLocked if
+// the locks could not be had within LockTimeout.
+func (m *Mbox) Deliver(env Envelope, r io.Reader) error {
+	if m.closed {
+		return &Error{Target: "mbox", Op: "appending to " + m.path, Err: os.ErrClosed}
+	}
+	if m.broken != nil {
+		return &Error{Target: "mbox", Op: "appending to " + m.path, Err: m.broken}
+	}
+	if m.f == nil {
+		if err := m.lock(); err != nil {
+			return err
+		}
+	}
+	start := m.end
+	m.cw.n = 0
+	m.w.Reset(&m.cw)
+	m.w.WriteString(m.sep)
+	m.w.WriteString(mboxFromLine(env.Sender, time.Now()))
+	m.q.reset(m.w)
+	_, err := copyMessage(&m.q, r, m.buf)
+	if err == nil {
+		err = m.q.finish()
+	}
+	if err == nil {
+		err = m.w.Flush()
+	}
+	if err != nil {
+		m.w.Reset(&m.cw) // drop what is buffered
+		if terr := m.f.Truncate(start); terr != nil {
+			// The file now holds part of a message; nothing more may be
+			// appended after it. Close tries the truncation again.
+			m.broken = fmt.Errorf("removing a partial message: %w", terr)
+		}
+		return wrap("mbox", "appending to "+m.path, err)
+	}
+	m.end = start + m.cw.n
+	m.sep = ""
+	return nil
+}
+
+// Commit fsyncs the messages appended since the last Commit and releases
+// the locks. If the fsync fails, those messages are truncated away.
+func (m *Mbox) Commit() error {
+	if m.f == nil {
+		return nil
+	}
+	if m.broken != nil {
+		err := &Error{Target: "mbox", Op: "appending to " + m.path, Err: m.broken}
+		m.abort()
+		return err
+	}
+	if err := fsyncFile(m.f); err != nil {
+		m.abort()
+		return &Error{Target: "mbox", Op: "syncing " + m.path, Err: err}
+	}
+	// Reading the file's end at lock time may have set its access time;
+	// put it back so that mail readers still see new mail (mtime > atime).
+	unix.UtimesNanoAt(unix.AT_FDCWD, m.path, []unix.Timespec{m.atime, {Nsec: unix.UTIME_OMIT}}, 0)
+	if err := m.unlock(); err != nil {
+		return &Error{Target: "mbox", Op: "unlocking " + m.path, Err: err}
+	}
+	return nil
+}
+
+// Close truncates away messages not committed and releases the locks.
+// Further calls of Deliver fail.
+func (m *Mbox) Close() error {
+	if m.closed {
+		return nil
+	}
+	m.closed = true
+	if m.f == nil {
+		return nil
+	}
+	return m.abort()
+}
+
+// abort truncates the file back to the batch's start and unlocks.
+func (m *Mbox) abort() error {
+	var err error
+	if terr := m.f.Truncate(m.start); terr != nil {
+		err = &Error{Target: "mbox", Op: "removing uncommitted messages from " + m.path, Err: terr}
+	} else {
+		m.broken = nil
+	}
+	if uerr := m.unlock(); uerr != nil && err == nil {
+		err = &Error{Target: "mbox", Op: "unlocking " + m.path, Err: uerr}
+	}
+	return err
+}
+
+// fsyncFile is (*os.File).Sync; tests replace it to simulate a failure.
+var fsyncFile = (*os.File).Sync
+
+// lock takes the dotlock and the fcntl lock, retrying until LockTimeout,
+// and prepares the batch.
+func (m *Mbox) lock() error {
+	deadline := time.Now().Add(m.opts.LockTimeout)
+	var pause, next time.Duration
+	for {
+		held, err := m.tryLock()
+		if err != nil {
+			return &Error{Target: "mbox", Op: "locking " + m.path, Err: err}
+		}
+		if held == "" {
+			return nil
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return &Error{Target: "mbox", Op: "locking " + m.path,
+				Err: fmt.Errorf("%w (%s held for more than %v)", ErrLocked, held, m.opts.LockTimeout)}
+		}
+		pause, next = lockPause(next)
+		time.Sleep(min(pause, left))
+	}
+}
+
+// tryLock tries once to take both locks. If another program holds one, it
+// releases what it took and says which was held.
+func (m *Mbox) tryLock() (held string, err error) {
+	var dl *dotlock
+	if !m.noDotlock {
+		dl, err = tryDotlock(m.lockPath, m.opts.StaleLockAge, min(m.opts.StaleLockAge/5, time.Minute))
+		switch {
+		case errors.Is(err, errNoDotlock):
+			m.noDotlock = true
+		case err != nil:
+			return "", fmt.Errorf("creating the dotlock %s: %w", m.lockPath, err)
+		case dl == nil:
+			return "the dotlock " + m.lockPath, nil
+		}
+	}
+	release := func() {
+		if dl != nil {
+			dl.release()
+		}
+	}
+	f, err := os.OpenFile(m.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		release()
+		return "", err
+	}
+	ok, err := tryFcntlLock(f)
+	if err != nil || !ok {
+		f.Close()
+		release()
+		return "the fcntl lock", err
+	}
+	// The name may have been given to another file between open and lock
+	// (a mail reader that rewrites the mailbox by rename): lock that one.
+	var st, pst unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		release()
+		return "", err
+	}
+	if err := unix.Stat(m.path, &pst); err != nil || st.Ino != pst.Ino || st.Dev != pst.Dev {
+		f.Close()
+		release()
+		return "the mailbox (replaced while locking)", nil
+	}
+	// The messages before ours must end with an empty line, or our From
+	// line would not start a message (procmail, for one, does not write
+	// that empty line).
+	sep := ""
+	if st.Size > 0 {
+		var tail [2]byte
+		t := tail[:min(st.Size, 2)]
+		if _, err := f.ReadAt(t, st.Size-int64(len(t))); err != nil {
+			f.Close()
+			release()
+			return "", err
+		}
+		switch {
+		case bytes.HasSuffix(t, []byte("\n\n")) || string(t) == "\n":
+		case t[len(t)-1] == '\n':
+			sep = "\n"
+		default:
+			sep = "\n\n"
+		}
+	}
+	m.f, m.dl = f, dl
+	m.cw.w = f
+	m.start, m.end, m.sep = st.Size, st.Size, sep
+	m.atime = st.Atim
+	return "", nil
+}
+
+// unlock releases the fcntl lock (by closing the file) and the dotlock,
+// in the reverse order of taking them.
+func (m *Mbox) unlock() error {
+	err := m.f.Close()
+	if m.dl != nil {
+		if derr := m.dl.release(); err == nil {
+			err = derr
+		}
+	}
+	m.f, m.dl, m.cw.w = nil, nil, nil
+	return err
+}
+
+// mboxFromLine returns the From_ line starting a message.
+func mboxFromLine(sender string, t time.Time) string {
+	s := mboxSender(sender)
+	return "From " + s + " " + t.UTC().Format("Mon Jan _2 15:04:05 2006") + "\n"
+}
+
+// mboxSender makes an envelope sender fit for a From_ line: no angle
+// brackets, no blanks or control characters (a From_ line is split on
+// blanks); MAILER-DAEMON for the null sender.
+func mboxSender(sender string) string {
+	s := bareSender(sender)
+	if s == "" {
+		return "MAILER-DAEMON"
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, s)
+}
+
+// bareSender removes blanks around, and one pair of angle brackets from,
+// an envelope sender taken from a Return-Path.
+func bareSender(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '<' && s[len(s)-1] == '>' {
+		s = strings.TrimSpace(s[1 : len(s)-1])
+	}
+	return s
+}
+
+// countWriter counts the bytes written to w.
+type countWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// mboxrdWriter applies the mboxrd quoting to a stream: a line matching
+// ^>*From gets one more '>'. It looks at most at the start of each line,
+// keeping no more than a count of '>' and up to five bytes, so lines of
+// any length pass, split anywhere across Writes. finish ends the message:
+// a final newline if missing, then the empty separator line.
+type mboxrdWriter struct {
+	w      io.Writer
+	inLine bool  // past the start of the current line
+	gts    int64 // '>' at the start of the line, not yet written
+	from   int   // bytes of "From " matched after them, not yet written
+	last   byte  // the last byte of the message
+	any    bool  // the message is not empty
+}
+
+var gtRun = bytes.Repeat([]byte{'>'}, 512)
+
+func (q *mboxrdWriter) reset(w io.Writer) { *q = mboxrdWriter{w: w} }
+
+func (q *mboxrdWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if n == 0 {
+		return 0, nil
+	}
+	q.last, q.any = p[n-1], true
+	for len(p) > 0 {
+		if q.inLine {
+			i := bytes.IndexByte(p, '\n')
+			if i < 0 {
+				_, err := q.w.Write(p)
+				return n, err
+			}
+			if _, err := q.w.Write(p[:i+1]); err != nil {
+				return 0, err
+			}
+			p = p[i+1:]
+			q.inLine = false
+			continue
+		}
+		c := p[0]
+		switch {
+		case q.from == 0 && c == '>':
+			q.gts++
+			p = p[1:]
+		case c == "From "[q.from]:
+			q.from++
+			p = p[1:]
+			if q.from == len("From ") {
+				q.gts++ // the quoting
+				if err := q.flushPending(); err != nil {
+					return 0, err
+				}
+				q.inLine = true
+			}
+		default:
+			// not a From line: what was held back goes out as it was,
+			// and c is looked at as part of the line (it may be '\n')
+			if err := q.flushPending(); err != nil {
+				return 0, err
+			}
+			q.inLine = true
+		}
+	}
+	return n, nil
+}
+
+// flushPending writes the '>' and the part of "From " held back.
+func (q *mboxrdWriter) flushPending() error {
+	for q.gts > 0 {
+		k := min(q.gts, int64(len(gtRun)))
+		if _, err := q.w.Write(gtRun[:k]); err != nil {
+			return err
+		}
+		q.gts -= k
+	}
+	if q.from > 0 {
+		if _, err := io.WriteString(q.w, "From "[:q.from]); err != nil {
+			return err
+		}
+		q.from = 0
+	}
+	return nil
+}
+
+func (q *mboxrdWriter) finish() error {
+	if err := q.flushPending(); err != nil {
+		return err
+	}
+	end := "\n"
+	if q.any && q.last != '\n' {
+		end = "\n\n"
+	}
+	_, err := io.WriteString(q.w, end)
+	return err
+}
