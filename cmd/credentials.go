@@ -1,0 +1,94 @@
+package cmd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+
+	"github.com/zalando/go-keyring"
+
+	"github.com/popfetch/popfetch/cmd/internal/config"
+)
+
+// keyringService is the OS keyring service popfetch's secrets live under,
+// with the account's USER@HOST as the key (CONTRACT §2).
+const keyringService = "popfetch"
+
+// credentialError is a credential that could not be found or obtained:
+// a configuration problem (exit 78).
+type credentialError struct {
+	account string
+	msg     string
+	err     error
+}
+
+func (e *credentialError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *credentialError) Unwrap() error { return e.err }
+
+// accountCredentials finds an account's secrets in the order of CONTRACT
+// §2: password_command, then password, then the OS keyring, then (for a
+// one-off fetch on a terminal) a prompt.
+type accountCredentials struct {
+	acct   *config.Account
+	prompt func(what string) (string, error) // nil: no terminal
+}
+
+func (c *accountCredentials) Password(ctx context.Context) (string, error) {
+	a := c.acct
+	if a.PasswordCommand != "" {
+		return runSecretCommand(ctx, "password_command", a.PasswordCommand)
+	}
+	if a.Password != "" {
+		return string(a.Password), nil
+	}
+	pw, err := keyring.Get(keyringService, a.Key())
+	if err == nil && pw != "" {
+		return pw, nil
+	}
+	if c.prompt != nil {
+		return c.prompt(fmt.Sprintf("password for %s", a.Key()))
+	}
+	msg := fmt.Sprintf("no password for %s: set password_command, or store one with `popfetch password set %s`", a.Key(), a.Name)
+	if err != nil && !errors.Is(err, keyring.ErrNotFound) {
+		return "", &credentialError{account: a.Name, msg: msg + " (the OS keyring could not be read)", err: err}
+	}
+	return "", &credentialError{account: a.Name, msg: msg}
+}
+
+func (c *accountCredentials) Token(ctx context.Context) (string, error) {
+	a := c.acct
+	if a.OAuthTokenCommand != "" {
+		return runSecretCommand(ctx, "oauth_token_command", a.OAuthTokenCommand)
+	}
+	return "", &credentialError{account: a.Name, msg: "no OAuth2 token source: set oauth_token_command"}
+}
+
+// runSecretCommand runs a user's command through sh (it is the user's own
+// configuration, like fetchmail's passwordeval) and returns the first line
+// of its output. Its stderr goes to ours, so a prompting tool still works.
+func runSecretCommand(ctx context.Context, key, command string) (string, error) {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	cmd.Stderr = os.Stderr
+	cmd.Stdin = os.Stdin
+	if err := cmd.Run(); err != nil {
+		return "", &credentialError{msg: fmt.Sprintf("%s %q failed", key, command), err: err}
+	}
+	line, _, _ := strings.Cut(out.String(), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return "", &credentialError{msg: fmt.Sprintf("%s %q printed nothing", key, command)}
+	}
+	return line, nil
+}

@@ -1,0 +1,257 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/cmd/internal/engine"
+)
+
+// fetchOptions are fetch's flags.
+type fetchOptions struct {
+	accounts       []string
+	keep, noKeep   bool
+	all            bool
+	limit          int
+	maxSize        string
+	jobs           int
+	acceptAllAsNew bool
+	oneOff         oneOffOptions
+}
+
+// oneOffOptions define an account on the command line, without a
+// configuration file.
+type oneOffOptions struct {
+	host, user, tls, tlsCAFile      string
+	port                            int
+	maildir, mbox, mda, passwordCmd string
+}
+
+func (fo *fetchOptions) flags() []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "keep", Usage: "leave the messages on the server", Destination: &fo.keep},
+		&cli.BoolFlag{Name: "no-keep", Usage: "delete the messages from the server once delivered", Destination: &fo.noKeep},
+		&cli.BoolFlag{Name: "all", Usage: "also retrieve messages retrieved before", Destination: &fo.all},
+		&cli.IntFlag{Name: "limit", Usage: "retrieve at most `N` messages per account", Destination: &fo.limit},
+		&cli.StringFlag{Name: "max-size", Usage: "leave messages larger than `SIZE` (e.g. 25MB, 10MiB) on the server", Destination: &fo.maxSize},
+		&cli.IntFlag{Name: "jobs", Value: 4, Usage: "fetch `N` accounts in parallel", Destination: &fo.jobs},
+		&cli.BoolFlag{Name: "accept-all-as-new", Usage: "fetch even when no remembered UID is on the server (the cache tripwire)", Destination: &fo.acceptAllAsNew},
+		&cli.StringFlag{Name: "host", Usage: "one-off: fetch from `HOST`, without a configuration file", Destination: &fo.oneOff.host, Category: "one-off fetch"},
+		&cli.StringFlag{Name: "user", Usage: "one-off: log in as `USER`", Destination: &fo.oneOff.user, Category: "one-off fetch"},
+		&cli.IntFlag{Name: "port", Usage: "one-off: server `PORT` (default 995, or 110 without implicit TLS)", Destination: &fo.oneOff.port, Category: "one-off fetch"},
+		&cli.StringFlag{Name: "tls", Value: "implicit", Usage: "one-off: `MODE` implicit, starttls or none", Destination: &fo.oneOff.tls, Category: "one-off fetch"},
+		&cli.StringFlag{Name: "tls-ca-file", Usage: "one-off: also trust the CAs in `FILE`", Destination: &fo.oneOff.tlsCAFile, Category: "one-off fetch"},
+		&cli.StringFlag{Name: "maildir", Usage: "one-off: deliver into the Maildir `DIR`", Destination: &fo.oneOff.maildir, Category: "one-off fetch"},
+		&cli.StringFlag{Name: "mbox", Usage: "one-off: deliver into the mbox `FILE`", Destination: &fo.oneOff.mbox, Category: "one-off fetch"},
+		&cli.StringFlag{Name: "mda", Usage: "one-off: deliver through `COMMAND` (%F sender, %T user)", Destination: &fo.oneOff.mda, Category: "one-off fetch"},
+		&cli.StringFlag{Name: "password-command", Usage: "one-off: the password is the first line printed by `COMMAND`", Destination: &fo.oneOff.passwordCmd, Category: "one-off fetch"},
+	}
+}
+
+func (fo *fetchOptions) action(c *cli.Context, g *globalOptions) error {
+	fo.accounts = c.Args().Slice()
+	return runFetch(c.Context, g, fo)
+}
+
+func fetchCommand(g *globalOptions) *cli.Command {
+	fo := &fetchOptions{}
+	return &cli.Command{
+		Name:      "fetch",
+		Usage:     "retrieve new mail of all (or the named) accounts (the default command)",
+		ArgsUsage: "[ACCOUNT...]",
+		Description: "Retrieves the new messages of each account and delivers them. Accounts are\n" +
+			"fetched in parallel (--jobs). On a terminal a progress bar shows each account;\n" +
+			"otherwise nothing is printed unless something went wrong.",
+		Flags:                  fo.flags(),
+		OnUsageError:           onUsageError,
+		CustomHelpTemplate:     commandHelp(""),
+		UseShortOptionHandling: true,
+		Action:                 func(c *cli.Context) error { return fo.action(c, g) },
+	}
+}
+
+// accountRun is one account's outcome.
+type accountRun struct {
+	acct *config.Account
+	res  engine.Result
+	err  error
+}
+
+// runFetch fetches the selected accounts and reports.
+func runFetch(ctx context.Context, g *globalOptions, fo *fetchOptions) error {
+	if fo.keep && fo.noKeep {
+		return usageError{errors.New("--keep and --no-keep contradict each other")}
+	}
+	if fo.jobs < 1 {
+		return usageError{errors.New("--jobs must be at least 1")}
+	}
+	if fo.limit < 0 {
+		return usageError{errors.New("--limit must not be negative")}
+	}
+	accts, prompt, err := fo.selectAccounts(g)
+	if err != nil {
+		return err
+	}
+	for _, a := range accts {
+		if err := fo.override(a); err != nil {
+			return err
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := make(chan struct{})
+	defer handleSignals(cancel, stop)()
+
+	runs := make([]accountRun, len(accts))
+	sem := make(chan struct{}, fo.jobs)
+	var wg sync.WaitGroup
+	log := g.logger()
+	for i, a := range accts {
+		runs[i].acct = a
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			alog := log.With("account", a.Name)
+			runs[i].res, runs[i].err = engine.Run(ctx, engine.Options{
+				Account:        a,
+				Credentials:    &accountCredentials{acct: a, prompt: prompt},
+				Log:            alog,
+				Trace:          g.verbose >= 2,
+				AcceptAllAsNew: fo.acceptAllAsNew,
+				Stop:           stop,
+				Version:        Version,
+			})
+			if runs[i].err == nil {
+				summarize(alog, runs[i].res)
+			}
+		}()
+	}
+	wg.Wait()
+	return report(g, runs)
+}
+
+// summarize logs what an account did, at -v.
+func summarize(log interface{ Info(string, ...any) }, r engine.Result) {
+	msg := fmt.Sprintf("%d new, %d fetched (%s), %d deleted, %d on the server",
+		r.New, r.Fetched, humanBytes(r.Bytes), r.Deleted, r.Listed)
+	if r.Skipped > 0 {
+		msg += fmt.Sprintf(", %d too large left", r.Skipped)
+	}
+	log.Info(msg)
+}
+
+// report prints each failed account and returns the first failure in
+// configuration order (CONTRACT §4).
+func report(g *globalOptions, runs []accountRun) error {
+	var first error
+	for _, r := range runs {
+		if r.err == nil {
+			continue
+		}
+		fmt.Fprintf(g.stderr, "popfetch: %s: error: %v\n", r.acct.Name, r.err)
+		if first == nil {
+			first = r.err
+		}
+	}
+	if first != nil {
+		return reportedError{first}
+	}
+	return nil
+}
+
+// handleSignals makes the first SIGINT or SIGTERM a graceful stop (finish
+// the message in hand, QUIT) and the second an immediate one. It returns
+// the function that stops listening.
+func handleSignals(cancel context.CancelFunc, stop chan struct{}) func() {
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigs:
+			close(stop)
+		case <-done:
+			return
+		}
+		select {
+		case <-sigs:
+			cancel()
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+	}
+}
+
+// selectAccounts returns the accounts to fetch: the one-off account of the
+// flags, or the named (or all) accounts of the configuration. It also
+// returns a password prompt when a one-off account may need one.
+func (fo *fetchOptions) selectAccounts(g *globalOptions) ([]*config.Account, func(string) (string, error), error) {
+	if fo.oneOff.host != "" || fo.oneOff.user != "" {
+		a, err := fo.oneOff.account()
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(fo.accounts) > 0 {
+			return nil, nil, usageError{errors.New("a one-off fetch (--host) takes no account names")}
+		}
+		return []*config.Account{a}, terminalPrompt(), nil
+	}
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, nil, err
+	}
+	accts, err := cfg.Select(fo.accounts)
+	return accts, nil, err
+}
+
+// override applies the command line to an account.
+func (fo *fetchOptions) override(a *config.Account) error {
+	switch {
+	case fo.keep:
+		a.Keep = true
+	case fo.noKeep:
+		a.Keep = false
+	}
+	if fo.all {
+		a.FetchAll = true
+	}
+	if fo.limit > 0 && (a.MaxMessages == 0 || fo.limit < a.MaxMessages) {
+		a.MaxMessages = fo.limit
+	}
+	if fo.maxSize != "" {
+		n, err := config.ParseSize(fo.maxSize)
+		if err != nil {
+			return usageError{fmt.Errorf("--max-size: %w", err)}
+		}
+		a.MaxSize = n
+	}
+	return nil
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+var _ = time.Second
