@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -86,12 +87,12 @@ func OpenMbox(path string, opts MboxOptions) (*Mbox, error) {
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: err}
+		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errnoOf(err)}
 	}
 	fi, err := f.Stat()
 	f.Close()
 	if err != nil {
-		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: err}
+		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errnoOf(err)}
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errors.New("not a regular file")}
@@ -301,6 +302,16 @@ func (m *Mbox) unlock() error {
 		}
 	}
 	m.f, m.dl, m.cw.w = nil, nil, nil
+	return err
+}
+
+// errnoOf returns the cause of a *fs.PathError, whose path the *Error's Op
+// already names.
+func errnoOf(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
 	return err
 }
 
