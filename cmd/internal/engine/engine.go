@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
@@ -74,22 +73,23 @@ type message struct {
 
 // run is the state of one run.
 type run struct {
-	opts    Options
-	acct    *config.Account
-	log     *slog.Logger
-	now     func() time.Time
-	c       *pop3.Client
-	cache   *uidcache.Cache
-	target  deliver.Target
-	env     deliver.Envelope
-	recv    receivedHeader
-	res     Result
-	batch   []delivered
-	batchAt time.Time
-	batchN  int64
-	dele    []pendingDele
-	limits  batchLimits
-	failure error // the first per-message failure, reported at the end
+	opts     Options
+	acct     *config.Account
+	log      *slog.Logger
+	now      func() time.Time
+	c        *pop3.Client
+	cache    *uidcache.Cache
+	target   deliver.Target
+	env      deliver.Envelope
+	recv     receivedHeader
+	envelope envelopeReader
+	res      Result
+	batch    []delivered
+	batchAt  time.Time
+	batchN   int64
+	dele     []pendingDele
+	limits   batchLimits
+	failure  error // the first per-message failure, reported at the end
 }
 
 type delivered struct {
@@ -261,8 +261,12 @@ func openTarget(a *config.Account) (deliver.Target, error) {
 	switch {
 	case a.Deliver.Maildir != "":
 		return deliver.OpenMaildir(a.Deliver.Maildir)
+	case a.Deliver.Mbox != "":
+		return deliver.OpenMbox(a.Deliver.Mbox, deliver.MboxOptions{})
+	case a.Deliver.MDA != "":
+		return deliver.NewMDA(a.Deliver.MDA, deliver.MDAOptions{})
 	}
-	return nil, &ConfigError{Msg: "no supported delivery target (deliver.maildir) is configured"}
+	return nil, &ConfigError{Msg: "no delivery target is configured"}
 }
 
 // batchLimits bound how much is delivered before it is made durable,
@@ -447,13 +451,16 @@ func (r *run) commit() error {
 }
 
 // prepare returns the reader of the message to deliver, with the Received
-// header in front, and its envelope.
+// header in front, and its envelope. Only mbox and MDA targets need the
+// envelope sender; a Maildir is spared looking for it.
 func (r *run) prepare(body io.Reader) (io.Reader, deliver.Envelope) {
 	env := r.env
-	if r.acct.ReceivedHeader {
-		return io.MultiReader(r.recv.reader(r.now()), body), env
+	var src io.Reader = body
+	if r.acct.Deliver.Maildir == "" {
+		env.Sender, src = r.envelope.open(body)
 	}
-	return body, env
+	if r.acct.ReceivedHeader {
+		return io.MultiReader(r.recv.reader(r.now()), src), env
+	}
+	return src, env
 }
-
-var _ = os.Getpid

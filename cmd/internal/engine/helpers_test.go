@@ -3,8 +3,10 @@ package engine
 import (
 	"encoding/pem"
 	"os"
+	"strconv"
 	"testing"
 
+	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/pop3/pop3test"
 )
 
@@ -15,3 +17,9 @@ func writeCertPEM(t *testing.T, path string, s *pop3test.Server) {
 		t.Fatal(err)
 	}
 }
+
+func configDeliver(maildir, mbox, mda string) config.Deliver {
+	return config.Deliver{Maildir: maildir, Mbox: mbox, MDA: mda}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
