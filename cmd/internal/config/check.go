@@ -1,0 +1,711 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// The checker walks what toml.Decode made of the file, as plain maps, so a
+// wrong value stops nothing: every key is looked at and every problem
+// reported, each at the line the scanner found for its key.
+
+// accountKeys are the keys of an [[account]], which [defaults] may also
+// give, in the order of CONTRACT §2. "deliver" is a table of deliverKeys.
+var accountKeys = []string{
+	"name", "host", "port", "tls", "tls_ca_file", "tls_fingerprint", "allow_insecure",
+	"user", "auth", "password_command", "password", "oauth_token_command",
+	"oauth_provider", "oauth_client_id", "keep", "fetch_all", "delete_after",
+	"max_size", "max_messages", "received_header", "timeout", "state_dir", "deliver",
+}
+
+var deliverKeys = []string{"maildir", "mbox", "mda"}
+
+// Defaults of CONTRACT §2 that are not the zero value.
+const (
+	defaultTimeout     = 60 * time.Second
+	defaultPortTLS     = 995
+	defaultPortPlain   = 110
+	defaultReceivedHdr = true
+)
+
+var (
+	tlsModes    = []string{string(TLSImplicit), string(TLSStartTLS), string(TLSNone)}
+	authMethods = []string{
+		string(AuthAuto), string(AuthUser), string(AuthAPOP), string(AuthPlain), string(AuthLogin),
+		string(AuthCRAMMD5), string(AuthXOAuth2), string(AuthOAuthBearer),
+	}
+	namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+	digits      = regexp.MustCompile(`^[0-9]+$`)
+)
+
+// isSecretKey reports whether a key's value must never be shown.
+func isSecretKey(key string) bool { return key == "password" }
+
+// scope is a table being checked: its name in messages and its key path.
+type scope struct {
+	label string // "defaults", `account "work"`, "account #2"
+	path  []string
+}
+
+func (p *parser) errAt(s *scope, line int, format string, args ...any) {
+	p.errorf(line, "%s: %s", s.label, fmt.Sprintf(format, args...))
+}
+
+// keyLine returns the line of key in s.
+func (p *parser) keyLine(s *scope, key ...string) int {
+	return p.kl.line(append(append([]string(nil), s.path...), key...)...)
+}
+
+// sortedKeys returns the keys of m in the order of their lines.
+func (p *parser) sortedKeys(s *scope, m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	lines := make(map[string]int, len(m))
+	for k := range m {
+		keys = append(keys, k)
+		lines[k] = p.keyLine(s, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if lines[keys[i]] != lines[keys[j]] {
+			return lines[keys[i]] < lines[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+// setting is a checked value and the line that set it.
+type setting struct {
+	val  any
+	line int
+}
+
+// layer is the checked keys of [defaults] or of one [[account]].
+type layer struct {
+	line    int                // of the table's header
+	vals    map[string]setting // keys with good values
+	bad     map[string]bool    // keys with bad values, already reported
+	deliver *deliverTable      // nil: none given
+}
+
+func newLayer() *layer {
+	return &layer{vals: make(map[string]setting), bad: make(map[string]bool)}
+}
+
+// has reports whether the layer gives key, well or badly.
+func (l *layer) has(key string) bool {
+	_, ok := l.vals[key]
+	return ok || l.bad[key]
+}
+
+// deliverTable is a checked deliver table.
+type deliverTable struct {
+	line    int
+	targets map[string]setting // non-empty maildir, mbox, mda
+	bad     bool               // a target had a bad value
+}
+
+// config checks the whole document.
+func (p *parser) config(raw map[string]any) *Config {
+	top := &scope{}
+	defaults := newLayer()
+	var accounts []map[string]any
+	accountsBad := false // reported already
+	for _, k := range p.sortedKeys(top, raw) {
+		line := p.keyLine(top, k)
+		switch k {
+		case "defaults":
+			m, ok := raw[k].(map[string]any)
+			if !ok {
+				p.errorf(line, "defaults must be a table: write [defaults], not %s", typeName(raw[k]))
+				continue
+			}
+			s := &scope{label: "defaults", path: []string{"defaults"}}
+			defaults = p.layer(s, m, true)
+		case "account":
+			switch v := raw[k].(type) {
+			case []map[string]any:
+				accounts = v
+			case []any:
+				for _, x := range v {
+					if m, ok := x.(map[string]any); ok {
+						accounts = append(accounts, m)
+					} else {
+						p.errorf(line, "account must be an array of tables: write [[account]] before each account")
+						accounts, accountsBad = nil, true
+						break
+					}
+				}
+			default:
+				p.errorf(line, "account must be an array of tables: write [[account]] before each account, not %s", typeName(v))
+				accountsBad = true
+			}
+		default:
+			msg := fmt.Sprintf("unknown key %q", k)
+			switch {
+			case contains(accountKeys, k):
+				msg += " at the top level (account keys go in an [[account]] or in [defaults])"
+			case contains(deliverKeys, k):
+				msg += " at the top level (it goes in [account.deliver] or [defaults.deliver])"
+			default:
+				msg += hint(k, []string{"defaults", "account"}, "")
+			}
+			p.errorf(line, "%s", msg)
+		}
+	}
+	if defaults.deliver != nil {
+		p.checkTargets(&scope{label: "defaults"}, defaults.deliver)
+	}
+	if len(accounts) == 0 && !accountsBad {
+		p.errorf(0, "no accounts: add an [[account]] table (see config.example.toml)")
+	}
+
+	cfg := &Config{Path: p.file}
+	names := make(map[string]int) // name → line
+	for i, m := range accounts {
+		a := p.account(i, m, defaults)
+		if first, ok := names[a.Name]; ok {
+			p.errorf(a.Line("name"), "account %q: duplicate name, first used at line %d", a.Name, first)
+		} else if a.Name != "" {
+			names[a.Name] = a.Line("name")
+		}
+		cfg.Accounts = append(cfg.Accounts, a)
+	}
+	return cfg
+}
+
+// account checks the i-th account and applies the defaults.
+func (p *parser) account(i int, m map[string]any, defaults *layer) *Account {
+	s := &scope{label: fmt.Sprintf("account #%d", i+1), path: []string{"account", indexKey(i)}}
+	if name, ok := m["name"].(string); ok && name != "" && validName(name) == "" {
+		s.label = fmt.Sprintf("account %q", name)
+	}
+	acc := p.layer(s, m, false)
+	acc.line = p.keyLine(s)
+
+	a := &Account{File: p.file, Lines: map[string]int{"": acc.line}}
+	// get returns the value of key from the account, else from the
+	// defaults, and records its line.
+	get := func(key string) (any, bool) {
+		for _, l := range []*layer{acc, defaults} {
+			if st, ok := l.vals[key]; ok {
+				a.Lines[key] = st.line
+				return st.val, true
+			}
+			if l.has(key) {
+				return nil, false
+			}
+		}
+		return nil, false
+	}
+	// bad reports whether key's value, from wherever it comes, was bad.
+	bad := func(key string) bool {
+		return acc.bad[key] || !acc.has(key) && defaults.bad[key]
+	}
+	str := func(key string) string {
+		v, _ := get(key)
+		s, _ := v.(string)
+		return s
+	}
+	flag := func(key string, dflt bool) bool {
+		if v, ok := get(key); ok {
+			return v.(bool)
+		}
+		return dflt
+	}
+
+	a.Name = str("name")
+	a.Host = str("host")
+	a.User = str("user")
+	a.TLS = TLSMode(str("tls"))
+	if a.TLS == "" {
+		a.TLS = TLSImplicit
+	}
+	a.Port = defaultPortPlain
+	if a.TLS == TLSImplicit {
+		a.Port = defaultPortTLS
+	}
+	if v, ok := get("port"); ok {
+		a.Port = v.(int)
+	}
+	a.TLSCAFile = str("tls_ca_file")
+	a.TLSFingerprint = str("tls_fingerprint")
+	a.AllowInsecure = flag("allow_insecure", false)
+	a.Auth = AuthMethod(str("auth"))
+	if a.Auth == "" {
+		a.Auth = AuthAuto
+	}
+	a.PasswordCommand = str("password_command")
+	a.Password = Secret(str("password"))
+	a.OAuthTokenCommand = str("oauth_token_command")
+	a.OAuthProvider = str("oauth_provider")
+	a.OAuthClientID = str("oauth_client_id")
+	a.Keep = flag("keep", false)
+	a.FetchAll = flag("fetch_all", false)
+	if v, ok := get("delete_after"); ok {
+		a.DeleteAfter = v.(time.Duration)
+	}
+	if v, ok := get("max_size"); ok {
+		a.MaxSize = v.(int64)
+	}
+	if v, ok := get("max_messages"); ok {
+		a.MaxMessages = v.(int)
+	}
+	a.ReceivedHeader = flag("received_header", defaultReceivedHdr)
+	a.Timeout = defaultTimeout
+	if v, ok := get("timeout"); ok && v.(time.Duration) != 0 {
+		a.Timeout = v.(time.Duration)
+	}
+	a.StateDir = str("state_dir")
+	if a.StateDir == "" && !bad("state_dir") {
+		a.StateDir = DefaultStateDir(p.env)
+		if a.StateDir == "" {
+			p.errAt(s, acc.line, "no state_dir: $HOME and $XDG_STATE_HOME are not set")
+		}
+	}
+
+	// The account's own deliver table replaces the default one as a whole.
+	d := acc.deliver
+	if d == nil {
+		d = defaults.deliver
+	}
+	if d != nil {
+		a.Lines["deliver"] = d.line
+		for k, st := range d.targets {
+			a.Lines["deliver."+k] = st.line
+			switch k {
+			case "maildir":
+				a.Deliver.Maildir = st.val.(string)
+			case "mbox":
+				a.Deliver.Mbox = st.val.(string)
+			case "mda":
+				a.Deliver.MDA = st.val.(string)
+			}
+		}
+	}
+
+	// What must be there.
+	for _, k := range []string{"name", "host", "user"} {
+		if str(k) == "" && !bad(k) {
+			p.errAt(s, acc.line, "%s is missing", k)
+		}
+	}
+	switch {
+	case d == nil || len(d.targets) == 0 && !d.bad:
+		line := acc.line
+		if d != nil {
+			line = d.line
+		}
+		p.errAt(s, line, "no delivery target: give deliver.maildir, deliver.mbox or deliver.mda (in [account.deliver])")
+	case d == acc.deliver:
+		p.checkTargets(s, d)
+	}
+
+	// What goes together.
+	if a.DeleteAfter > 0 && !a.Keep && !bad("keep") {
+		p.errAt(s, a.Line("delete_after"), "delete_after needs keep = true (without keep every message is deleted once retrieved)")
+	}
+	if a.OAuthProvider != "" && a.OAuthClientID == "" && !bad("oauth_client_id") {
+		p.errAt(s, a.Line("oauth_provider"), "oauth_provider needs oauth_client_id")
+	}
+	if a.OAuthProvider != "" && a.OAuthTokenCommand != "" {
+		p.errAt(s, a.Line("oauth_provider"), "give oauth_token_command (line %d) or oauth_provider, not both", a.Line("oauth_token_command"))
+	}
+	if (a.Auth == AuthXOAuth2 || a.Auth == AuthOAuthBearer) && a.OAuthProvider == "" && a.OAuthTokenCommand == "" &&
+		!bad("oauth_provider") && !bad("oauth_token_command") {
+		p.errAt(s, a.Line("auth"), "auth = %q needs oauth_token_command or oauth_provider", a.Auth)
+	}
+	if a.TLS == TLSNone {
+		for _, k := range []string{"tls_fingerprint", "tls_ca_file"} {
+			if str(k) != "" {
+				p.errAt(s, a.Line(k), "%s has no effect with tls = \"none\"", k)
+			}
+		}
+	}
+
+	return a
+}
+
+// checkTargets reports a deliver table with more than one target.
+func (p *parser) checkTargets(s *scope, d *deliverTable) {
+	if len(d.targets) < 2 {
+		return
+	}
+	var keys []string
+	for k := range d.targets {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := d.targets[keys[i]].line, d.targets[keys[j]].line
+		return a < b || a == b && keys[i] < keys[j]
+	})
+	var list []string
+	for _, k := range keys {
+		list = append(list, fmt.Sprintf("deliver.%s (line %d)", k, d.targets[k].line))
+	}
+	p.errAt(s, d.targets[keys[1]].line, "more than one delivery target: %s; give exactly one", strings.Join(list, ", "))
+}
+
+// layer checks the keys of [defaults] or of an [[account]].
+func (p *parser) layer(s *scope, m map[string]any, isDefaults bool) *layer {
+	l := newLayer()
+	l.line = p.keyLine(s)
+	for _, k := range p.sortedKeys(s, m) {
+		v := m[k]
+		line := p.keyLine(s, k)
+		switch {
+		case k == "deliver":
+			l.deliver = p.deliver(s, v, line)
+		case !contains(accountKeys, k):
+			msg := fmt.Sprintf("unknown key %q", k)
+			if contains(deliverKeys, k) {
+				table := "[account.deliver]"
+				if isDefaults {
+					table = "[defaults.deliver]"
+				}
+				msg += fmt.Sprintf(" (did you mean deliver.%s? it goes in %s)", k, table)
+			} else {
+				msg += hint(k, accountKeys, "")
+			}
+			p.errAt(s, line, "%s", msg)
+		case isDefaults && k == "name":
+			p.errAt(s, line, "name cannot have a default: each account needs its own")
+		default:
+			if val, ok := p.value(s, k, v, line); ok {
+				l.vals[k] = setting{val, line}
+			} else {
+				l.bad[k] = true
+			}
+		}
+	}
+	return l
+}
+
+// deliver checks a deliver table.
+func (p *parser) deliver(s *scope, v any, line int) *deliverTable {
+	d := &deliverTable{line: line, targets: make(map[string]setting)}
+	m, ok := v.(map[string]any)
+	if !ok {
+		p.errAt(s, line, "deliver must be a table with one of maildir, mbox or mda, not %s", typeName(v))
+		d.bad = true
+		return d
+	}
+	ds := &scope{label: s.label, path: append(append([]string(nil), s.path...), "deliver")}
+	for _, k := range p.sortedKeys(ds, m) {
+		line := p.keyLine(ds, k)
+		if !contains(deliverKeys, k) {
+			p.errAt(s, line, "unknown key %q%s", "deliver."+k, hint(k, deliverKeys, "deliver."))
+			continue
+		}
+		str, ok := p.str(s, "deliver."+k, m[k], line)
+		if ok && k != "mda" {
+			str, ok = p.path(s, "deliver."+k, str, line)
+		}
+		if !ok {
+			d.bad = true
+			continue
+		}
+		if str != "" {
+			d.targets[k] = setting{str, line}
+		}
+	}
+	return d
+}
+
+// value checks the value of an account key and converts it to its Go type:
+// string (also for tls and auth), int, int64 (sizes), bool or
+// time.Duration.
+func (p *parser) value(s *scope, key string, v any, line int) (any, bool) {
+	switch key {
+	case "port":
+		n, ok := p.integer(s, key, v, line)
+		if ok && (n < 1 || n > 65535) {
+			p.errAt(s, line, "port %d is out of range 1-65535", n)
+			ok = false
+		}
+		return int(n), ok
+	case "max_messages":
+		n, ok := p.integer(s, key, v, line)
+		switch {
+		case ok && n < 0:
+			p.errAt(s, line, "max_messages must be 0 (no limit) or more, not %d", n)
+			ok = false
+		case ok && n > math.MaxInt32:
+			p.errAt(s, line, "max_messages %d is too large", n)
+			ok = false
+		}
+		return int(n), ok
+	case "allow_insecure", "keep", "fetch_all", "received_header":
+		b, ok := v.(bool)
+		if !ok {
+			msg := fmt.Sprintf("%s must be true or false, not %s", key, typeName(v))
+			if _, isStr := v.(string); isStr {
+				msg += fmt.Sprintf(" (write %s = true or %s = false, without quotes)", key, key)
+			}
+			p.errAt(s, line, "%s", msg)
+		}
+		return b, ok
+	case "max_size":
+		switch n := v.(type) {
+		case int64:
+			if n < 0 {
+				p.errAt(s, line, "max_size must not be negative")
+				return nil, false
+			}
+			return n, true
+		case string:
+			if n == "" {
+				return int64(0), true
+			}
+			size, err := ParseSize(n)
+			if err != nil {
+				p.errAt(s, line, "max_size: %v", err)
+				return nil, false
+			}
+			return size, true
+		default:
+			p.errAt(s, line, "max_size must be a size like \"25MB\" or a number of bytes, not %s", typeName(v))
+			return nil, false
+		}
+	}
+
+	str, ok := p.str(s, key, v, line)
+	if !ok {
+		return nil, false
+	}
+	bad := func(format string, args ...any) (any, bool) {
+		p.errAt(s, line, format, args...)
+		return nil, false
+	}
+	switch key {
+	case "name":
+		if msg := validName(str); msg != "" {
+			return bad("%s", msg)
+		}
+	case "host":
+		if str == "" {
+			break
+		}
+		if strings.ContainsFunc(str, isSpaceOrControl) || strings.ContainsAny(str, "/[]") {
+			return bad("host %q is not a host name or IP address", str)
+		}
+		if strings.Count(str, ":") == 1 {
+			h, port, _ := strings.Cut(str, ":")
+			return bad("host %q includes a port: write host = %q and port = %s", str, h, port)
+		}
+	case "user":
+		if strings.ContainsFunc(str, isControl) {
+			return bad("user must not contain control characters")
+		}
+	case "tls":
+		if str != "" && !contains(tlsModes, str) {
+			return bad("tls must be one of %s, not %q%s", strings.Join(tlsModes, ", "), str, hint(str, tlsModes, ""))
+		}
+	case "auth":
+		if str != "" && !contains(authMethods, str) {
+			return bad("auth must be one of %s, not %q%s", strings.Join(authMethods, ", "), str, hint(str, authMethods, ""))
+		}
+	case "tls_ca_file", "state_dir":
+		return p.path(s, key, str, line)
+	case "tls_fingerprint":
+		if str == "" {
+			break
+		}
+		fp, err := ParseFingerprint(str)
+		if err != nil {
+			return bad("tls_fingerprint: %v", err)
+		}
+		return fp, true
+	case "password":
+		if str != "" && p.opts.haveMode && p.opts.mode.Perm()&0o044 != 0 {
+			return bad("password in a file that group or others can read (mode %04o): chmod 600 %s, or use password_command",
+				p.opts.mode.Perm(), p.file)
+		}
+	case "oauth_provider":
+		if msg := checkProvider(str); msg != "" {
+			return bad("%s", msg)
+		}
+	case "timeout", "delete_after":
+		if str == "" {
+			return time.Duration(0), true
+		}
+		d, err := ParseDuration(str)
+		switch {
+		case err != nil:
+			return bad("%s: %v", key, err)
+		case key == "timeout" && d <= 0:
+			return bad("timeout must be more than 0")
+		case d < 0:
+			return bad("%s must not be negative", key)
+		}
+		return d, true
+	}
+	return str, true
+}
+
+// str checks that v is a string. The values of secret keys are never shown.
+func (p *parser) str(s *scope, key string, v any, line int) (string, bool) {
+	str, ok := v.(string)
+	if !ok {
+		p.errAt(s, line, "%s must be a string, not %s", key, typeName(v))
+	}
+	return str, ok
+}
+
+// integer checks that v is an integer.
+func (p *parser) integer(s *scope, key string, v any, line int) (int64, bool) {
+	n, ok := v.(int64)
+	if !ok {
+		msg := fmt.Sprintf("%s must be an integer, not %s", key, typeName(v))
+		if str, isStr := v.(string); isStr && digits.MatchString(str) {
+			msg += fmt.Sprintf(" (write %s = %s, without quotes)", key, str)
+		}
+		p.errAt(s, line, "%s", msg)
+	}
+	return n, ok
+}
+
+// path expands ~ and $VAR in a path and checks it is absolute.
+func (p *parser) path(s *scope, key, str string, line int) (string, bool) {
+	if str == "" {
+		return "", true
+	}
+	x, err := ExpandPath(str, p.env)
+	if err != nil {
+		p.errAt(s, line, "%s: %v", key, err)
+		return "", false
+	}
+	if !filepath.IsAbs(x) {
+		p.errAt(s, line, "%s %q is not an absolute path (write /path or ~/path)", key, str)
+		return "", false
+	}
+	return x, true
+}
+
+// validName returns what is wrong with an account name, or "".
+func validName(name string) string {
+	switch {
+	case name == "":
+		return "" // reported as missing
+	case !namePattern.MatchString(name):
+		return fmt.Sprintf("name %q may contain only letters, digits, \".\", \"_\" and \"-\"", name)
+	case name == "." || name == "..":
+		return fmt.Sprintf("name %q is not allowed", name)
+	}
+	return ""
+}
+
+// checkProvider returns what is wrong with an oauth_provider, or "".
+func checkProvider(s string) string {
+	if s == "" || s == "google" || s == "microsoft" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Sprintf("oauth_provider must be \"google\", \"microsoft\" or an https:// token URL, not %q", s)
+	}
+	if u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		return fmt.Sprintf("oauth_provider %q: a token URL must use https (http only for a loopback host)", s)
+	}
+	return ""
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
+
+func isSpaceOrControl(r rune) bool { return r == ' ' || isControl(r) }
+
+// typeName names the TOML type of a decoded value, with an article.
+func typeName(v any) string {
+	switch v.(type) {
+	case string:
+		return "a string"
+	case int64:
+		return "an integer"
+	case float64:
+		return "a float"
+	case bool:
+		return "a boolean"
+	case map[string]any:
+		return "a table"
+	case []map[string]any, []any:
+		return "an array"
+	case time.Time:
+		return "a date-time"
+	}
+	return "a date or time"
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// hint returns " (did you mean "PREFIX+K"?)" for the known key K closest to
+// key, if one is close enough, else "".
+func hint(key string, known []string, prefix string) string {
+	if k := closest(key, known); k != "" {
+		return fmt.Sprintf(" (did you mean %q?)", prefix+k)
+	}
+	return ""
+}
+
+// closest returns the string in known within edit distance 2 of s,
+// preferring the nearest and then the first. The distance must also be
+// less than half of s, so "nope" does not suggest "home".
+func closest(s string, known []string) string {
+	if len(s) > 64 {
+		return ""
+	}
+	best, bestD := "", 3
+	for _, k := range known {
+		if d := editDistance(s, k); d < bestD && 2*d < len(s) {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the optimal string alignment distance between a and b,
+// in bytes: insertions, deletions, substitutions and transpositions of
+// neighbours ("hots" is 1 from "host").
+func editDistance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}
