@@ -18,6 +18,11 @@
 // it, unless POPFETCH_SKIP_DOVECOT=1 is set. Set DOVECOT_BINARY to use a
 // binary that is not on PATH or in /usr/sbin.
 //
+// UIDLs are dovecot's %08Xu%08Xv (UID and UIDVALIDITY in hex): stable across
+// sessions, new for each message added, all changed by ResetUIDs. Failed
+// logins are answered after about 0.5 s (dovecot's failure timer) without
+// the growing per-IP penalty a production dovecot applies.
+//
 // It works as root (dovecot then runs its mail processes as the "dovecot"
 // system user and its login processes as "dovenull", and the Maildir files
 // are chowned accordingly) and as an ordinary user (everything runs as that
@@ -156,6 +161,14 @@ func Start(t testing.TB, opts ...Option) *Server {
 		s.AddUser(u[0], u[1])
 	}
 
+	// Runs before the directory is removed (cleanups run last-in first-out).
+	t.Cleanup(func() {
+		s.Stop()
+		if t.Failed() {
+			t.Logf("dovecottest: dovecot log (%s):\n%s", dir, s.Log())
+		}
+	})
+
 	// A free port found by listening on :0 may be taken by someone else
 	// before dovecot binds it; try again with new ports in that case.
 	for attempt := 1; ; attempt++ {
@@ -181,14 +194,8 @@ func Start(t testing.TB, opts ...Option) *Server {
 		if attempt < 3 && strings.Contains(s.Log(), "Address already in use") {
 			continue
 		}
-		t.Fatalf("dovecottest: %v\n--- dovecot.conf ---\n%s--- dovecot log ---\n%s", err, conf, s.Log())
+		t.Fatalf("dovecottest: %v (are dovecot-core and dovecot-pop3d installed?)\n--- dovecot.conf ---\n%s--- dovecot log ---\n%s", err, conf, s.Log())
 	}
-	t.Cleanup(func() {
-		s.Stop()
-		if t.Failed() {
-			t.Logf("dovecottest: dovecot log (%s):\n%s", dir, s.Log())
-		}
-	})
 	return s
 }
 
