@@ -41,7 +41,8 @@ type MboxOptions struct {
 // PATH.lock (link trick, stale locks removed after StaleLockAge) and an
 // fcntl write lock on the whole file. If the directory does not let us
 // create a dotlock (a system spool such as /var/mail writable only by the
-// group mail), the fcntl lock alone is used, as Dovecot's dotlock_try: the
+// group mail), the fcntl lock alone is taken, as Dovecot's dotlock_try
+// does, after waiting for any fresh dotlock of another program to go: the
 // mail readers and MDAs that write such spools all take the fcntl lock
 // too. The locks are taken without blocking and retried, all or none, so
 // that we never sit on one while waiting for the other (mutt takes them in
@@ -226,13 +227,20 @@ func (m *Mbox) lock() error {
 func (m *Mbox) tryLock() (held string, err error) {
 	var dl *dotlock
 	if !m.noDotlock {
-		dl, err = tryDotlock(m.lockPath, m.opts.StaleLockAge, min(m.opts.StaleLockAge/5, time.Minute))
+		dl, err = tryDotlock(m.lockPath, m.opts.StaleLockAge, max(min(m.opts.StaleLockAge/5, time.Minute), 10*time.Millisecond))
 		switch {
 		case errors.Is(err, errNoDotlock):
 			m.noDotlock = true
 		case err != nil:
 			return "", fmt.Errorf("creating the dotlock %s: %w", m.lockPath, err)
 		case dl == nil:
+			return "the dotlock " + m.lockPath, nil
+		}
+	}
+	if m.noDotlock {
+		// We cannot take the dotlock, but we respect one another program
+		// holds (and ignore a stale one we cannot remove).
+		if fi, err := os.Lstat(m.lockPath); err == nil && time.Since(fi.ModTime()) < m.opts.StaleLockAge {
 			return "the dotlock " + m.lockPath, nil
 		}
 	}

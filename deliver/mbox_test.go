@@ -974,3 +974,109 @@ func TestMaildirDiskFull(t *testing.T) {
 		t.Errorf("new/ holds %q", b)
 	}
 }
+
+// TestMboxNoDotlockPermission: in a directory where we may not create a
+// dotlock (a system spool such as /var/mail, group mail 2775), the fcntl
+// lock alone is taken, after a fresh dotlock of another program is gone.
+// The test runs as root, whom modes do not stop, so the Mbox runs in a
+// child process in a new user namespace: there root is an ordinary owner
+// of its files, bound by their modes.
+func TestMboxNoDotlockPermission(t *testing.T) {
+	if dir := os.Getenv("POPFETCH_TEST_NODOTLOCK"); dir != "" {
+		noDotlockChild(t, dir)
+		return
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the directory must be one root, in a user namespace, cannot write")
+	}
+	dir := t.TempDir()
+	spool := filepath.Join(dir, "spool")
+	if err := os.Mkdir(spool, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(spool, "mbox")
+	if err := os.WriteFile(path, []byte("From a Mon Jan  1 00:00:00 2024\nSubject: p\n\nbody\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// a fresh dotlock of another program, removed a little later
+	if err := os.WriteFile(path+".lock", nil, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(spool, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(spool, 0o755)
+	size := fileSize(t, path)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMboxNoDotlockPermission$", "-test.v")
+	cmd.Env = append(os.Environ(), "POPFETCH_TEST_NODOTLOCK="+spool)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWUSER}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start a process in a new user namespace: %v", err)
+	}
+	out := bufio.NewReader(stdout)
+	var log strings.Builder
+	for {
+		line, err := out.ReadString('\n')
+		log.WriteString(line)
+		if strings.Contains(line, "waiting for the locks") {
+			break
+		}
+		if err != nil {
+			cmd.Wait()
+			if strings.Contains(log.String(), "--- SKIP") {
+				t.Skipf("child skipped:\n%s", log.String())
+			}
+			t.Fatalf("child:\n%s", log.String())
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+	if got := fileSize(t, path); got != size {
+		t.Fatal("the child appended while another program held the dotlock")
+	}
+	// now the other program's fcntl lock alone
+	release := holdFcntlLock(t, path)
+	os.Chmod(spool, 0o755)
+	os.Remove(path + ".lock")
+	os.Chmod(spool, 0o555)
+	time.Sleep(100 * time.Millisecond)
+	if got := fileSize(t, path); got != size {
+		t.Fatal("the child appended while another program held the fcntl lock")
+	}
+	release()
+	rest, _ := io.ReadAll(out)
+	log.Write(rest)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "--- PASS") {
+		t.Fatalf("child did not pass:\n%s", log.String())
+	}
+	msgs := readMboxPython(t, path)
+	if len(msgs) != 2 || msgs[1].Msg != "Subject: ours\n\nours\n" {
+		t.Errorf("python reads %q", msgs)
+	}
+}
+
+func noDotlockChild(t *testing.T, spool string) {
+	path := filepath.Join(spool, "mbox")
+	if f, err := os.CreateTemp(spool, "probe"); err == nil {
+		os.Remove(f.Name())
+		t.Skip("the user namespace does not stop us from writing the directory")
+	}
+	m := openMbox(t, path, MboxOptions{LockTimeout: time.Minute})
+	fmt.Println("waiting for the locks")
+	if err := m.Deliver(Envelope{}, strings.NewReader("Subject: ours\n\nours\n")); err != nil {
+		t.Fatal(err)
+	}
+	if !m.noDotlock {
+		t.Error("took a dotlock in a directory we cannot write")
+	}
+	if err := m.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
