@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -73,6 +74,7 @@ type Mbox struct {
 	sep        string   // to write before the next message, if the file lacks its final empty line
 	atime      unix.Timespec
 	broken     error // a truncation failed: the file holds a partial message
+	syncDir    bool  // we created the file: its name is durable once the directory is synced
 	closed     bool
 }
 
@@ -86,7 +88,7 @@ func OpenMbox(path string, opts MboxOptions) (*Mbox, error) {
 	if opts.StaleLockAge <= 0 {
 		opts.StaleLockAge = 5 * time.Minute
 	}
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, created, err := openMboxFile(path)
 	if err != nil {
 		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errnoOf(err)}
 	}
@@ -98,7 +100,7 @@ func OpenMbox(path string, opts MboxOptions) (*Mbox, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errors.New("not a regular file")}
 	}
-	m := &Mbox{path: path, lockPath: path + ".lock", opts: opts, buf: make([]byte, 64<<10)}
+	m := &Mbox{path: path, lockPath: path + ".lock", opts: opts, buf: make([]byte, 64<<10), syncDir: created}
 	m.w = bufio.NewWriterSize(&m.cw, 64<<10)
 	return m, nil
 }
@@ -159,6 +161,15 @@ func (m *Mbox) Commit() error {
 	if err := fsyncFile(m.f); err != nil {
 		m.abort()
 		return &Error{Target: "mbox", Op: "syncing " + m.path, Err: err}
+	}
+	if m.syncDir {
+		// A file we created is lost in a crash, with all it holds,
+		// until its directory entry is on disk.
+		if err := syncDir(filepath.Dir(m.path)); err != nil {
+			m.abort()
+			return &Error{Target: "mbox", Op: "syncing the directory of " + m.path, Err: err}
+		}
+		m.syncDir = false
 	}
 	// Reading the file's end at lock time may have set its access time;
 	// put it back so that mail readers still see new mail (mtime > atime).
@@ -249,11 +260,12 @@ func (m *Mbox) tryLock() (held string, err error) {
 			dl.release()
 		}
 	}
-	f, err := os.OpenFile(m.path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	f, created, err := openMboxFile(m.path)
 	if err != nil {
 		release()
 		return "", err
 	}
+	m.syncDir = m.syncDir || created
 	ok, err := tryFcntlLock(f)
 	if err != nil || !ok {
 		f.Close()
@@ -300,6 +312,25 @@ func (m *Mbox) tryLock() (held string, err error) {
 	return "", nil
 }
 
+// openMboxFile opens the mbox for appending (and reading its end),
+// creating it with mode 0600 if missing, and says whether it created it.
+func openMboxFile(path string) (f *os.File, created bool, err error) {
+	for range 3 {
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return f, false, err
+		}
+		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err == nil, err
+		}
+		// created by another program meanwhile: open that one
+	}
+	// a dangling symbolic link (O_EXCL does not follow it): create its target
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	return f, err == nil, err
+}
+
 // unlock releases the fcntl lock (by closing the file) and the dotlock,
 // in the reverse order of taking them.
 func (m *Mbox) unlock() error {
@@ -337,12 +368,19 @@ func mboxSender(sender string) string {
 	if s == "" {
 		return "MAILER-DAEMON"
 	}
-	return strings.Map(func(r rune) rune {
-		if r <= ' ' || r == 0x7f {
-			return '_'
+	return replaceBytes(s, func(c byte) bool { return c <= ' ' || c == 0x7f })
+}
+
+// replaceBytes replaces the bytes of s that bad picks with '_', byte by
+// byte: other bytes, 8-bit or not valid UTF-8, stay as they are.
+func replaceBytes(s string, bad func(byte) bool) string {
+	b := []byte(s)
+	for i, c := range b {
+		if bad(c) {
+			b[i] = '_'
 		}
-		return r
-	}, s)
+	}
+	return string(b)
 }
 
 // bareSender removes blanks around, and one pair of angle brackets from,

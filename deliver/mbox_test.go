@@ -241,6 +241,7 @@ func TestMboxFromLine(t *testing.T) {
 		{"<a@example.org>", "From a@example.org Tue Mar  5 06:08:09 2024\n"},
 		{"\"john doe\"@x\r\n\x00\x7f", "From \"john_doe\"@x____ Tue Mar  5 06:08:09 2024\n"},
 		{"a\tb", "From a_b Tue Mar  5 06:08:09 2024\n"},
+		{"caf\xc3\xa9\xff@x", "From caf\xc3\xa9\xff@x Tue Mar  5 06:08:09 2024\n"},
 	} {
 		if got := mboxFromLine(c.sender, at); got != c.want {
 			t.Errorf("mboxFromLine(%q) = %q, want %q", c.sender, got, c.want)
@@ -1078,5 +1079,26 @@ func noDotlockChild(t *testing.T, spool string) {
 	}
 	if err := m.Commit(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMboxDanglingSymlink: an mbox that is a symbolic link to a file not
+// yet there is created where the link points.
+func TestMboxDanglingSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "real")
+	link := filepath.Join(dir, "mbox")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	m := openMbox(t, link, MboxOptions{})
+	if err := m.Deliver(Envelope{}, strings.NewReader("Subject: x\n\nx\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := readMboxPython(t, target); len(msgs) != 1 {
+		t.Errorf("%d messages in the link's target, want 1", len(msgs))
 	}
 }

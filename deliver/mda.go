@@ -91,12 +91,7 @@ func (m *MDA) argv(env Envelope) []string {
 // and could forge header lines in what an MDA writes (a From_ line, a
 // Return-Path); NUL cannot even be passed.
 func mdaArg(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return '_'
-		}
-		return r
-	}, s)
+	return replaceBytes(s, func(c byte) bool { return c < ' ' || c == 0x7f })
 }
 
 // Deliver runs the command with the message on its stdin and waits for it.
