@@ -35,7 +35,9 @@ const mdaStderrLimit = 4 << 10
 // %T the recipient, %% a single %; any other % is kept. The substitution
 // happens after the splitting, so each placeholder stays inside its one
 // argument whatever it holds. Control characters in the sender and
-// recipient become '_'. The program name may not hold a placeholder.
+// recipient become '_'. The program name may not hold a placeholder. A
+// sender may begin with '-': write %F as an option's value (-f %F), never
+// as an argument of its own, which the MDA could take for an option.
 //
 // Each message is its own batch: Deliver returns nil once the MDA has
 // exited 0, which makes the message its responsibility; Commit does
