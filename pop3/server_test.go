@@ -3,11 +3,8 @@ package pop3_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/md5"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -109,24 +106,13 @@ func TestAPOPServer(t *testing.T) {
 	}
 }
 
-// cramMD5 is a CRAM-MD5 client (RFC 2195), which go-sasl does not have.
-type cramMD5 struct{ user, secret string }
-
-func (m cramMD5) Start() (string, []byte, error) { return "CRAM-MD5", nil, nil }
-
-func (m cramMD5) Next(challenge []byte) ([]byte, error) {
-	mac := hmac.New(md5.New, []byte(m.secret))
-	mac.Write(challenge)
-	return []byte(m.user + " " + hex.EncodeToString(mac.Sum(nil))), nil
-}
-
 func TestAuthServer(t *testing.T) {
 	for name, tc := range map[string]struct {
 		good, bad sasl.Client
 	}{
 		"PLAIN":    {sasl.NewPlainClient("", "alice", "secret"), sasl.NewPlainClient("", "alice", "wrong")},
 		"LOGIN":    {sasl.NewLoginClient("alice", "secret"), sasl.NewLoginClient("alice", "wrong")},
-		"CRAM-MD5": {cramMD5{"alice", "secret"}, cramMD5{"alice", "wrong"}},
+		"CRAM-MD5": {pop3.NewCRAMMD5Client("alice", "secret"), pop3.NewCRAMMD5Client("alice", "wrong")},
 		"OAUTHBEARER": {
 			sasl.NewOAuthBearerClient(&sasl.OAuthBearerOptions{Username: "alice", Token: "tok"}),
 			nil,
