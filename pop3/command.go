@@ -97,6 +97,7 @@ func (c *Client) await(cmd *Command) error {
 		head := c.queue[0]
 		if head.body != nil {
 			// an earlier message was not read to its end: discard the rest
+			head.body.skipped = true
 			if err := head.body.drain(); err != nil {
 				return err
 			}
@@ -382,7 +383,8 @@ func (c *Client) Top(n, lines int) RetrCommand {
 // passed on. The reader returns io.EOF at the end of the message and an
 // error matching io.ErrUnexpectedEOF if the connection ends first. It is
 // valid until it is closed or the response to a later command is waited
-// for; its Close reads and discards the rest, so the session can go on.
+// for (the rest is then discarded, and Read returns ErrBodySkipped); its
+// Close reads and discards the rest, so the session can go on.
 func (rc RetrCommand) Body() (*MessageReader, error) {
 	cmd := rc.Command
 	if cmd.body == nil {

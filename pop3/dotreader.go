@@ -23,6 +23,7 @@ type dotReader struct {
 	emitCR    bool   // a held CR turned out to be bare and is yet to be returned
 	octets    int64  // size of the message as on the server: LF counted as CRLF
 	err       error  // sticky: io.EOF at the end, else the failure
+	skipped   bool   // the rest was discarded for a later command's response
 	onEnd     func(error)
 }
 
@@ -33,6 +34,10 @@ func newDotReader(br *bufio.Reader, onEnd func(error)) *dotReader {
 // Read implements io.Reader. It returns io.ErrUnexpectedEOF (wrapped with the
 // cause) if the connection ends before the terminator.
 func (d *dotReader) Read(p []byte) (int, error) {
+	if d.skipped {
+		// a clean io.EOF here would pass a truncated message as whole
+		return 0, ErrBodySkipped
+	}
 	n := 0
 	for n < len(p) {
 		if d.emitCR {

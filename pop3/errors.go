@@ -80,7 +80,8 @@ var (
 	// the capability query.
 	ErrNoSTLS = errors.New("pop3: server does not offer STLS")
 	// ErrBodySkipped is returned by Body when the message was read and
-	// discarded because a later command's response was waited for first.
+	// discarded because a later command's response was waited for first,
+	// and by the Read of a message reader whose rest was discarded so.
 	ErrBodySkipped = errors.New("pop3: message body was skipped")
 	// ErrBadArgument is returned, without sending anything, for a command
 	// argument holding CR, LF or NUL, or a message number below 1.

@@ -129,7 +129,7 @@ func runScript(t *testing.T, opts *pop3.Options, serve func(p *peer)) *scripted 
 			}
 		}
 	}()
-	s.c, s.err = pop3.NewClient(cconn, opts)
+	s.c, s.err = pop3.NewClient(tcpLike{cconn}, opts)
 	t.Cleanup(func() {
 		cconn.Close()
 		s.finish()
@@ -171,6 +171,21 @@ func (s *scripted) checkTranscript(want ...string) {
 	if got := s.finish(); got != w {
 		s.p.t.Errorf("client wrote:\n%q\nwant:\n%q", got, w)
 	}
+}
+
+// tcpLike gives a net.Pipe end TCP's behaviour once the other end has
+// closed: setting a deadline still works (net.Pipe refuses with
+// io.ErrClosedPipe), so the next read sees io.EOF, as on a socket.
+type tcpLike struct{ net.Conn }
+
+func (c tcpLike) SetReadDeadline(t time.Time) error {
+	c.Conn.SetReadDeadline(t)
+	return nil
+}
+
+func (c tcpLike) SetWriteDeadline(t time.Time) error {
+	c.Conn.SetWriteDeadline(t)
+	return nil
 }
 
 const rfcGreeting = "+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>"
@@ -1254,6 +1269,11 @@ func TestBodyLeftUnread(t *testing.T) {
 	n := c.Noop()
 	if err := n.Wait(); err != nil || n.Text() != "first" {
 		t.Fatalf("NOOP: %v %q", err, n.Text())
+	}
+	// the rest was discarded: reading on must not look like the end of
+	// the message, or a truncated message would pass as whole
+	if k, err := body.Read(make([]byte, 100)); k != 0 || !errors.Is(err, pop3.ErrBodySkipped) {
+		t.Fatalf("Read after the rest was discarded: %d, %v", k, err)
 	}
 	// closing the reader of a message already drained is fine
 	if err := body.Close(); err != nil {
