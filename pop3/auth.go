@@ -26,7 +26,11 @@ func (c *Client) sync() error {
 // StartTLS upgrades the connection with STLS (RFC 2595 §4). It refuses with
 // ErrNoSTLS, sending nothing, when the last CAPA did not list STLS. The
 // capabilities are forgotten, as RFC 2595 §4 requires: ask for them again.
+// A nil cfg means Options.TLSConfig.
 func (c *Client) StartTLS(ctx context.Context, cfg *tls.Config) error {
+	if cfg == nil {
+		cfg = c.opts.tlsConfig("")
+	}
 	if err := c.sync(); err != nil {
 		return err
 	}

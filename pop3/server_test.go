@@ -716,3 +716,65 @@ func TestRemoteAddr(t *testing.T) {
 		t.Fatalf("TLS state: %v %+v", ok, st)
 	}
 }
+
+// TestStartTLSDirect: StartTLS on a client dialled in the clear; the
+// capabilities are forgotten (RFC 2595 §4) and asked again.
+func TestStartTLSDirect(t *testing.T) {
+	s, _ := startServer(t, "", "Subject: x\n\n")
+	begin(t, s, false)
+	c := dialPlain(t, s, nil)
+	if _, err := c.Capa().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Caps().Has("STLS") {
+		t.Fatal("no STLS in CAPA")
+	}
+	cfg := &tls.Config{RootCAs: s.CertPool(), ServerName: "127.0.0.1", MinVersion: tls.VersionTLS10}
+	if err := c.StartTLS(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MinVersion != tls.VersionTLS10 {
+		t.Fatal("caller's tls.Config modified")
+	}
+	if c.Caps() != nil || c.Pipelining() {
+		t.Fatalf("capabilities kept across STLS: %v", c.Caps())
+	}
+	if st, ok := c.TLSConnectionState(); !ok || st.Version < tls.VersionTLS12 {
+		t.Fatalf("TLS state %v %x", ok, st.Version)
+	}
+	if err := c.StartTLS(context.Background(), cfg); !errors.Is(err, pop3.ErrNoSTLS) {
+		t.Fatalf("STLS twice: %v", err)
+	}
+	login(t, c)
+	if c.Caps().Has("STLS") {
+		t.Fatal("STLS listed inside TLS")
+	}
+	if n, _, err := c.Stat().Wait(); err != nil || n != 1 {
+		t.Fatalf("STAT: %d %v", n, err)
+	}
+}
+
+// TestStartTLSNilConfig: a nil config means Options.TLSConfig; without one
+// the handshake fails as a *TLSError (there is no name to verify).
+func TestStartTLSNilConfig(t *testing.T) {
+	s, _ := startServer(t, "")
+	begin(t, s, false)
+	opts := &pop3.Options{TLSConfig: &tls.Config{RootCAs: s.CertPool(), ServerName: "localhost"}}
+	c := dialPlain(t, s, opts)
+	if _, err := c.Capa().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartTLS(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	login(t, c)
+
+	c2 := dialPlain(t, s, nil)
+	if _, err := c2.Capa().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var te *pop3.TLSError
+	if err := c2.StartTLS(context.Background(), nil); !errors.As(err, &te) {
+		t.Fatalf("got %v, want *TLSError", err)
+	}
+}
