@@ -1411,3 +1411,61 @@ func TestTraceRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestStartTLSHandshakeStalls: a server that accepts STLS and then says
+// nothing: the handshake times out as a *TLSError, or ends at once when
+// Close is called from another goroutine.
+func TestStartTLSHandshakeStalls(t *testing.T) {
+	for _, how := range []string{"timeout", "close"} {
+		t.Run(how, func(t *testing.T) {
+			opts := &pop3.Options{}
+			if how == "timeout" {
+				opts.Timeout = 50 * time.Millisecond
+			}
+			stalled := make(chan struct{})
+			s := runScript(t, opts, func(p *peer) {
+				p.write(rfcGreeting)
+				p.expect("CAPA")
+				p.write("+OK", "STLS", ".")
+				p.expect("STLS")
+				p.write("+OK begin TLS")
+				close(stalled)
+				// the ClientHello is read (and recorded) by the script's
+				// final drain; no answer comes
+			})
+			c := s.client()
+			if _, err := c.Capa().Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if how == "close" {
+				go func() {
+					<-stalled
+					time.Sleep(20 * time.Millisecond)
+					c.Close()
+				}()
+			}
+			start := time.Now()
+			err := c.StartTLS(context.Background(), &tls.Config{ServerName: "pop.example.org"})
+			var te *pop3.TLSError
+			if !errors.As(err, &te) {
+				t.Fatalf("got %v (%T), want *TLSError", err, err)
+			}
+			// the handshake's deadline comes from its context:
+			// context.DeadlineExceeded, also a net.Error timeout
+			var ne net.Error
+			if how == "timeout" && (!errors.As(err, &ne) || !ne.Timeout()) {
+				t.Fatalf("got %v, want a timeout", err)
+			}
+			if d := time.Since(start); d > peerTimeout/2 {
+				t.Fatalf("handshake ended after %v", d)
+			}
+			if err := c.Noop().Wait(); err == nil {
+				t.Fatal("NOOP after a failed handshake succeeded")
+			}
+			got := s.finish()
+			if !strings.HasPrefix(got, "CAPA\r\nSTLS\r\n\x16\x03") {
+				t.Fatalf("client wrote %q", got)
+			}
+		})
+	}
+}
