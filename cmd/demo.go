@@ -75,13 +75,27 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions) error {
 	fmt.Fprintf(out, "popfetch demo: a POP3 server is running on %s (implicit TLS, certificate pinned as %s…)\n", srv.Addr(), pin[:23])
 	fmt.Fprintf(out, "popfetch demo: it holds %d messages for user %q\n", mb.Len(), "demo")
 	run := func() (engine.Result, error) {
-		return engine.Run(ctx, engine.Options{
+		ui, err := newProgressUI(g.progress, g.quiet, g.stderr)
+		if err != nil {
+			return engine.Result{}, err
+		}
+		opts := engine.Options{
 			Account:     acct,
 			Credentials: &accountCredentials{acct: acct},
 			Log:         g.logger().With("account", "demo"),
 			Trace:       g.verbose >= 2,
 			Version:     Version,
-		})
+		}
+		if ui == nil {
+			return engine.Run(ctx, opts)
+		}
+		opts.Log = newLogger(ui, levelFor(g.verbose, g.quiet)).With("account", "demo")
+		bar := ui.account("demo")
+		opts.Progress = bar
+		res, err := engine.Run(ctx, opts)
+		bar.Done(err)
+		ui.Wait()
+		return res, err
 	}
 	start := time.Now()
 	res, err := run()

@@ -111,10 +111,17 @@ func runFetch(ctx context.Context, g *globalOptions, fo *fetchOptions) error {
 	stop := make(chan struct{})
 	defer handleSignals(cancel, stop)()
 
+	ui, err := newProgressUI(g.progress, g.quiet, g.stderr)
+	if err != nil {
+		return err
+	}
+	log := g.logger()
+	if ui != nil {
+		log = newLogger(ui, levelFor(g.verbose, g.quiet))
+	}
 	runs := make([]accountRun, len(accts))
 	sem := make(chan struct{}, fo.jobs)
 	var wg sync.WaitGroup
-	log := g.logger()
 	for i, a := range accts {
 		runs[i].acct = a
 		wg.Add(1)
@@ -123,7 +130,7 @@ func runFetch(ctx context.Context, g *globalOptions, fo *fetchOptions) error {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			alog := log.With("account", a.Name)
-			runs[i].res, runs[i].err = engine.Run(ctx, engine.Options{
+			opts := engine.Options{
 				Account:        a,
 				Credentials:    &accountCredentials{acct: a, prompt: prompt},
 				Log:            alog,
@@ -131,13 +138,25 @@ func runFetch(ctx context.Context, g *globalOptions, fo *fetchOptions) error {
 				AcceptAllAsNew: fo.acceptAllAsNew,
 				Stop:           stop,
 				Version:        Version,
-			})
+			}
+			var bar *accountProgress
+			if ui != nil {
+				bar = ui.account(a.Name)
+				opts.Progress = bar
+			}
+			runs[i].res, runs[i].err = engine.Run(ctx, opts)
+			if bar != nil {
+				bar.Done(runs[i].err)
+			}
 			if runs[i].err == nil {
 				summarize(alog, runs[i].res)
 			}
 		}()
 	}
 	wg.Wait()
+	if ui != nil {
+		ui.Wait()
+	}
 	return report(g, runs)
 }
 
