@@ -202,6 +202,9 @@ func TestGreeting(t *testing.T) {
 	if c.Pipelining() || c.Caps() != nil {
 		t.Error("pipelining or capabilities before CAPA")
 	}
+	if c.Err() != nil {
+		t.Errorf("Err() = %v on a usable client", c.Err())
+	}
 	if _, ok := c.TLSConnectionState(); ok {
 		t.Error("TLS on a plain connection")
 	}
@@ -661,6 +664,9 @@ func TestBrokenStaysBroken(t *testing.T) {
 			if sticky == nil || !tc.kind(sticky) {
 				t.Fatalf("NOOP after the failure: %v", sticky)
 			}
+			if c.Err() != sticky {
+				t.Fatalf("Err() = %v, want %v", c.Err(), sticky)
+			}
 			for name, later := range map[string]func() error{
 				"NOOP": func() error { return c.Noop().Wait() },
 				"STAT": func() error { _, _, err := c.Stat().Wait(); return err },
@@ -735,6 +741,9 @@ func TestCloseUnblocks(t *testing.T) {
 			}
 			if err := c.Noop().Wait(); !errors.Is(err, pop3.ErrClosed) {
 				t.Fatalf("after Close: %v", err)
+			}
+			if !errors.Is(c.Err(), pop3.ErrClosed) {
+				t.Fatalf("Err() after Close: %v", c.Err())
 			}
 			if err := c.Quit(); !errors.Is(err, pop3.ErrClosed) {
 				t.Fatalf("Quit after Close: %v", err)

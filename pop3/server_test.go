@@ -227,6 +227,9 @@ func TestTLSVerification(t *testing.T) {
 	if !errors.As(err, &te) || !errors.As(err, &ua) {
 		t.Fatalf("STLS with an unknown CA: %v (%T)", err, err)
 	}
+	if !strings.HasPrefix(err.Error(), "pop3: TLS handshake: ") {
+		t.Errorf("Error() = %q", err.Error())
+	}
 
 	si, _ := startServer(t, "")
 	begin(t, si, true)

@@ -100,6 +100,15 @@ func TestErrorTemporary(t *testing.T) {
 	}
 }
 
+func TestProtocolErrorString(t *testing.T) {
+	if got := (&ProtocolError{Msg: "garbage"}).Error(); got != "pop3: protocol error in greeting: garbage" {
+		t.Errorf("greeting: %q", got)
+	}
+	if got := protoErrorf("UIDL", "line %d", 3).Error(); got != "pop3: protocol error in response to UIDL: line 3" {
+		t.Errorf("UIDL: %q", got)
+	}
+}
+
 func TestReadLine(t *testing.T) {
 	tests := []struct {
 		in   string
