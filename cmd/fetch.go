@@ -110,17 +110,37 @@ func runFetch(ctx context.Context, g *globalOptions, fo *fetchOptions) error {
 	defer cancel()
 	stop := make(chan struct{})
 	defer handleSignals(cancel, stop)()
-
-	ui, err := newProgressUI(g.progress, g.quiet, g.stderr)
+	runs, err := fetchAccounts(ctx, g, accts, fetchRound{
+		jobs: fo.jobs, acceptAllAsNew: fo.acceptAllAsNew, stop: stop, prompt: prompt,
+	})
 	if err != nil {
 		return err
+	}
+	return report(g, runs)
+}
+
+// fetchRound is how a set of accounts is fetched.
+type fetchRound struct {
+	jobs           int
+	acceptAllAsNew bool
+	stop           <-chan struct{} // closed: finish gracefully
+	prompt         func(string) (string, error)
+}
+
+// fetchAccounts fetches the accounts, up to r.jobs at once, each with its
+// own progress bar on a terminal, and returns each one's outcome in the
+// order given.
+func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Account, r fetchRound) ([]accountRun, error) {
+	ui, err := newProgressUI(g.progress, g.quiet, g.stderr)
+	if err != nil {
+		return nil, err
 	}
 	log := g.logger()
 	if ui != nil {
 		log = newLogger(ui, levelFor(g.verbose, g.quiet))
 	}
 	runs := make([]accountRun, len(accts))
-	sem := make(chan struct{}, fo.jobs)
+	sem := make(chan struct{}, max(r.jobs, 1))
 	var wg sync.WaitGroup
 	for i, a := range accts {
 		runs[i].acct = a
@@ -132,11 +152,11 @@ func runFetch(ctx context.Context, g *globalOptions, fo *fetchOptions) error {
 			alog := log.With("account", a.Name)
 			opts := engine.Options{
 				Account:        a,
-				Credentials:    &accountCredentials{acct: a, prompt: prompt},
+				Credentials:    &accountCredentials{acct: a, prompt: r.prompt},
 				Log:            alog,
 				Trace:          g.verbose >= 2,
-				AcceptAllAsNew: fo.acceptAllAsNew,
-				Stop:           stop,
+				AcceptAllAsNew: r.acceptAllAsNew,
+				Stop:           r.stop,
 				Version:        Version,
 			}
 			var bar *accountProgress
@@ -157,7 +177,7 @@ func runFetch(ctx context.Context, g *globalOptions, fo *fetchOptions) error {
 	if ui != nil {
 		ui.Wait()
 	}
-	return report(g, runs)
+	return runs, nil
 }
 
 // summarize logs what an account did, at -v.

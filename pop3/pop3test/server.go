@@ -59,6 +59,9 @@ type Server struct {
 	Mechanisms []string
 	// OfferSTLS offers STLS on a plain listener (Start). Default true.
 	OfferSTLS bool
+	// ExtraCaps are listed in CAPA as given, before and after login, e.g.
+	// "EXPIRE 0" or "LOGIN-DELAY 900".
+	ExtraCaps []string
 
 	mu       sync.Mutex
 	users    map[string]*User
@@ -369,6 +372,7 @@ func (ss *session) capa() {
 		}
 		caps = append(caps, "USER", "SASL "+strings.Join(s.mechanisms(), " "))
 	}
+	caps = append(caps, s.ExtraCaps...)
 	caps = append(caps, "IMPLEMENTATION pop3test")
 	ss.reply("+OK capabilities follow")
 	for _, c := range caps {

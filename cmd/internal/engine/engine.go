@@ -62,6 +62,9 @@ type Result struct {
 	Deleted int   // messages deleted on the server (QUIT succeeded)
 	Skipped int   // messages too large, left on the server (reported once)
 	Failed  int   // messages whose delivery failed, left on the server
+	// LoginDelay is the server's minimum time between logins (RFC 2449
+	// §6.5 LOGIN-DELAY), 0 if it set none; a daemon waits at least this.
+	LoginDelay time.Duration
 }
 
 // message is a message listed by the server.
@@ -153,6 +156,7 @@ func (r *run) run(ctx context.Context) error {
 	if _, err := capa.Wait(); err != nil && !isRefusal(err) {
 		return err
 	}
+	r.checkCaps(c.Caps())
 	uids, uerr := uidl.Wait()
 	sizes, lerr := list.Wait()
 	if lerr != nil {

@@ -296,3 +296,19 @@ func TestLockStepServer(t *testing.T) {
 		t.Fatalf("%d commands sent early to a server without PIPELINING", n)
 	}
 }
+
+func TestExpireContradictsKeep(t *testing.T) {
+	f := newFixture(t, 1)
+	f.acct.Keep = true
+	f.srv.ExtraCaps = []string{"EXPIRE 0", "LOGIN-DELAY 900"}
+	res, err := f.run(t, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(f.logs.String(), "EXPIRE 0") {
+		t.Errorf("no warning about EXPIRE 0 in keep mode:\n%s", f.logs)
+	}
+	if res.LoginDelay != 900*time.Second {
+		t.Errorf("LoginDelay = %v, want 900s", res.LoginDelay)
+	}
+}
