@@ -102,7 +102,11 @@ func newApp(g *globalOptions) *cli.App {
 		Action: func(c *cli.Context) error { return fo.action(c, g) },
 		Commands: []*cli.Command{
 			fetchCommand(g),
+			daemonCommand(g),
 			demoCommand(g),
+			checkCommand(g),
+			configCommand(g),
+			cacheCommand(g),
 		},
 	}
 	return app
