@@ -19,7 +19,7 @@ const DefaultTimeout = 60 * time.Second
 
 // DefaultWindow is the number of pipelined commands in flight used when
 // Options.Window is zero.
-const DefaultWindow = 256
+const DefaultWindow = 1000
 
 // Options configure the transport of a Client. A nil *Options is the same as
 // the zero value.

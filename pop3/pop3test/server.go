@@ -48,6 +48,9 @@ type Faults struct {
 	// DropQuit closes the connection on QUIT without answering and without
 	// committing deletions.
 	DropQuit bool
+	// TLS, if set, adjusts the server's TLS configuration (implicit TLS and
+	// STLS) at Start, e.g. to offer only TLS 1.1.
+	TLS func(*tls.Config)
 }
 
 // Server is an in-process POP3 server.
@@ -62,6 +65,9 @@ type Server struct {
 	// ExtraCaps are listed in CAPA as given, before and after login, e.g.
 	// "EXPIRE 0" or "LOGIN-DELAY 900".
 	ExtraCaps []string
+	// Latency delays every byte each way by this much, so a round trip
+	// takes twice as long (see RoundTrips).
+	Latency time.Duration
 
 	mu       sync.Mutex
 	users    map[string]*User
@@ -72,6 +78,7 @@ type Server struct {
 	wg       sync.WaitGroup
 	closed   bool
 	received []string
+	waits    int // round trips the clients waited for, see RoundTrips
 	early    int
 	sessions int
 }
@@ -112,13 +119,13 @@ func (s *Server) start(implicit bool) error {
 		return err
 	}
 	s.tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if s.Faults.TLS != nil {
+		s.Faults.TLS(s.tlsConf)
+	}
 	s.implicit = implicit
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
-	}
-	if implicit {
-		ln = tls.NewListener(ln, s.tlsConf)
 	}
 	s.ln = ln
 	s.wg.Add(1)
@@ -199,7 +206,11 @@ func (s *Server) serve() {
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
-			sess := &session{srv: s, conn: conn}
+			conn := s.wrapLatency(conn)
+			if s.implicit {
+				conn = tls.Server(conn, s.tlsConf)
+			}
+			sess := &session{srv: s, conn: conn, started: time.Now()}
 			sess.run()
 			s.mu.Lock()
 			delete(s.conns, sess.conn)
@@ -245,6 +256,8 @@ func (s *Server) record(line string) {
 // session is one client connection.
 type session struct {
 	srv     *Server
+	started time.Time // accepted, before any TLS handshake
+	last    time.Time // the last command's arrival
 	conn    net.Conn
 	br      *bufio.Reader
 	bw      *bufio.Writer
@@ -288,6 +301,7 @@ func (ss *session) run() {
 			return
 		}
 		s.record(line)
+		ss.arrived(time.Now())
 		if err := ss.handle(line); err != nil {
 			ss.bw.Flush()
 			return

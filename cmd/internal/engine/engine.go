@@ -200,19 +200,10 @@ func (r *run) run(ctx context.Context) error {
 	return errors.Join(fetchErr, r.quit())
 }
 
-// quit commits the deletions and forgets the deleted messages.
+// quit commits the deletions and forgets the deleted messages. QUIT goes
+// out right behind the DELEs, without waiting for their answers: they are
+// read in order before QUIT's.
 func (r *run) quit() error {
-	var deleted []string
-	for _, d := range r.dele {
-		if err := d.cmd.Wait(); err != nil {
-			if !isRefusal(err) {
-				return err
-			}
-			r.log.Warn("the server refused to delete a message; it stays on the server", "uid", d.uid, "error", err)
-			continue
-		}
-		deleted = append(deleted, d.uid)
-	}
 	if err := r.c.Quit(); err != nil {
 		// The deletions may not have happened: the cache keeps them as
 		// Deleted, and the next run deletes whatever is still there.
@@ -221,9 +212,16 @@ func (r *run) quit() error {
 		}
 		return fmt.Errorf("the session ended before the server confirmed QUIT; messages delivered are remembered and will be deleted next time: %w", err)
 	}
-	r.res.Deleted = len(deleted)
-	for _, uid := range deleted {
-		r.cache.Delete(uid)
+	for _, d := range r.dele {
+		if err := d.cmd.Wait(); err != nil {
+			// RFC 1939 §6: QUIT removes the messages that were marked;
+			// this one was not. It stays on the server, remembered, and
+			// the next run tries again.
+			r.log.Warn("the server refused to delete a message; it stays on the server", "uid", d.uid, "error", err)
+			continue
+		}
+		r.res.Deleted++
+		r.cache.Delete(d.uid)
 	}
 	return r.saveCache()
 }
@@ -312,7 +310,7 @@ func (r *run) stopping() bool {
 // Enough to cover a long round trip; bounded so a graceful stop need not
 // drain much.
 const (
-	aheadMessages = 256
+	aheadMessages = 1000
 	aheadBytes    = 8 << 20
 )
 
