@@ -1,0 +1,197 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/popfetch/popfetch/pop3"
+	"github.com/popfetch/popfetch/uidcache"
+)
+
+// NewMessage is a message that a fetch would retrieve now.
+type NewMessage struct {
+	Number int    // message number, valid in the session that listed it only
+	UID    string // as the server sent it (opaque bytes)
+	Size   int64  // octets, as LIST says
+}
+
+// CheckResult is what Check found.
+type CheckResult struct {
+	Listed   int          // messages on the server
+	New      []NewMessage // what a fetch would retrieve, in server order
+	NewBytes int64        // their size, as LIST says
+	// Skipped counts new messages larger than max_size: a fetch would
+	// leave them on the server (and report them once).
+	Skipped int
+}
+
+// HeaderFunc is given the header of a new message, as TOP n 0 returns it
+// (RFC 1939 §7): the header lines with LF endings, then the empty line.
+// header is nil when the server refused TOP for that message. It must not
+// keep header after it returns; it need not read it to its end. An error
+// ends the check with that error.
+type HeaderFunc func(m NewMessage, header io.Reader) error
+
+// Check tells what Run would retrieve now, with the same settings, without
+// retrieving, delivering, deleting or recording anything: it takes the
+// account's lock (so it never runs beside a fetch of the same mailbox, and
+// fails with ErrLocked when one is running), connects, logs in, lists, and
+// decides what is new exactly as Run does. The UID cache is read and
+// never written; no DELE, RETR or other changing command is sent. With
+// header set, the header of each new message is asked for with TOP n 0,
+// pipelined when the server allows, and handed to header in server order.
+//
+// Errors are those of Run: ErrLocked, *StateError, *ConfigError,
+// *AuthError, *CacheMismatchError (the tripwire, unless
+// Options.AcceptAllAsNew), *pop3.Error, *pop3.ProtocolError, and network
+// errors. Options.Progress, Stop and Version are not used.
+func Check(ctx context.Context, opts Options, header HeaderFunc) (CheckResult, error) {
+	r := &run{opts: opts, acct: opts.Account, log: opts.Log, now: opts.Now}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	var res CheckResult
+	msgs, closeSession, err := r.openForCheck(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer closeSession()
+	res.Listed = len(msgs)
+
+	// plan is Run's own decision, so "new" means what a fetch would
+	// retrieve. It edits r.cache (drops UIDs no longer listed, marks
+	// too-large messages Skipped) and logs those as it goes: the edits are
+	// never saved here, and the warnings are a fetch's to give, once, when
+	// it records them — a check would repeat them on every run.
+	log := r.log
+	r.log = slog.New(slog.DiscardHandler)
+	p, err := r.plan(msgs)
+	r.log = log
+	if err != nil {
+		return res, err
+	}
+	res.Skipped = r.res.Skipped
+	for _, m := range p.fetch {
+		res.New = append(res.New, NewMessage{Number: m.num, UID: m.uid, Size: m.size})
+		res.NewBytes += m.size
+	}
+	if header != nil {
+		if err := r.headers(res.New, header); err != nil {
+			return res, err
+		}
+	}
+	// RFC 1939 §6: nothing was marked deleted, so QUIT commits nothing. The
+	// answer is known already: a QUIT that fails changes nothing of it.
+	if err := r.c.Quit(); err != nil {
+		r.log.Info("the session ended before the server confirmed QUIT; nothing was changed on the server", "error", err)
+	}
+	return res, nil
+}
+
+// openForCheck takes the lock, reads the cache, connects, logs in and
+// lists, as Run does before it plans. The returned function drops the
+// connection (without QUIT) and releases the lock; on error, openForCheck has
+// released everything itself.
+//
+// It follows the opening of run.run step by step; keep the two alike.
+func (r *run) openForCheck(ctx context.Context) (msgs []message, closeSession func(), err error) {
+	a := r.acct
+	lock, err := lockAccount(a.StateDir, a.Key())
+	if err != nil {
+		return nil, nil, err
+	}
+	var stopClosing func() bool
+	release := func() {
+		if stopClosing != nil {
+			stopClosing()
+		}
+		if r.c != nil {
+			r.c.Close()
+		}
+		lock.Close()
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	if r.cache, err = uidcache.Open(a.StateDir, a.Key()); err != nil {
+		return nil, nil, &StateError{err}
+	}
+	tc, err := tlsConfig(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	popts := &pop3.Options{TLSConfig: tc, Timeout: a.Timeout}
+	if r.opts.Trace {
+		popts.Logger = r.log
+	}
+	c, err := connect(ctx, a, popts)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.c = c
+	stopClosing = context.AfterFunc(ctx, func() { c.Close() })
+	if err := login(ctx, c, a, r.opts.Credentials); err != nil {
+		return nil, nil, err
+	}
+	// RFC 2449 §4: capabilities may change after login.
+	capa, uidl, list := c.Capa(), c.UIDL(), c.List()
+	if _, err := capa.Wait(); err != nil && !isRefusal(err) {
+		return nil, nil, err
+	}
+	uids, uerr := uidl.Wait()
+	sizes, lerr := list.Wait()
+	if lerr != nil {
+		return nil, nil, lerr
+	}
+	if uerr != nil {
+		if !isRefusal(uerr) {
+			return nil, nil, uerr
+		}
+		return nil, nil, fmt.Errorf("the server does not support UIDL, so popfetch cannot tell new messages from old ones: %w", uerr)
+	}
+	if msgs, err = merge(uids, sizes); err != nil {
+		return nil, nil, err
+	}
+	return msgs, release, nil
+}
+
+// headers asks for the header of each message with TOP n 0, at most
+// aheadMessages ahead of the one being read, and hands each to fn.
+func (r *run) headers(msgs []NewMessage, fn HeaderFunc) error {
+	tops := make([]pop3.RetrCommand, len(msgs))
+	issued := 0
+	for i, m := range msgs {
+		for issued < len(msgs) && issued-i < aheadMessages {
+			tops[issued] = r.c.Top(msgs[issued].Number, 0)
+			issued++
+		}
+		body, err := tops[i].Body()
+		tops[i] = pop3.RetrCommand{}
+		if err != nil {
+			if !isRefusal(err) {
+				return fmt.Errorf("reading the header of message %d (uid %q): %w", m.Number, m.UID, err)
+			}
+			// RFC 1939 §7: TOP is optional; the count stands without it.
+			if err := fn(m, nil); err != nil {
+				return err
+			}
+			continue
+		}
+		err = fn(m, body)
+		if cerr := body.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("reading the header of message %d (uid %q): %w", m.Number, m.UID, cerr)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
