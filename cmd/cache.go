@@ -1,0 +1,220 @@
+package cmd
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/cmd/internal/engine"
+	"github.com/popfetch/popfetch/uidcache"
+)
+
+// cacheOptions are the arguments of cache list and cache forget.
+type cacheOptions struct {
+	account string
+	uids    []string // forget: as printed by list (bytes outside 0x21-0x7E and % as %XX)
+}
+
+const cacheListHelp = `
+OUTPUT
+   A line naming the account, its mailbox (USER@HOST) and the cache file, then
+   a table: UID, when it was first seen (UTC) and its state: retrieved (left on
+   the server), deleted (delivered; QUIT not confirmed, so the next fetch
+   deletes it if it is still there) or skipped (too large, reported once).
+   Bytes of a UID outside 0x21-0x7E, and %, are shown as %XX, as cache forget
+   takes them. Reading needs no lock: it works while a fetch runs.
+`
+
+const cacheForgetHelp = `
+   Forgetting is all or nothing: if a UID given is not in the cache, nothing
+   is forgotten and the exit status is 64. It takes the account's lock (75 if
+   a fetch is running) and replaces the cache atomically.
+`
+
+func cacheCommand(g *globalOptions) *cli.Command {
+	return &cli.Command{
+		Name:               "cache",
+		Usage:              "show or edit what has been retrieved (the UID cache)",
+		OnUsageError:       onUsageError,
+		CustomHelpTemplate: subcommandHelp(""),
+		Subcommands: []*cli.Command{
+			{
+				Name:               "list",
+				Usage:              "print the UIDs remembered for an account",
+				ArgsUsage:          "ACCOUNT",
+				OnUsageError:       onUsageError,
+				CustomHelpTemplate: commandHelp(cacheListHelp),
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return usageError{errors.New("cache list takes one ACCOUNT")}
+					}
+					return runCacheList(g, &cacheOptions{account: c.Args().First()})
+				},
+			},
+			{
+				Name:      "forget",
+				Usage:     "forget UIDs (all, if none is given), so the next fetch retrieves them again",
+				ArgsUsage: "ACCOUNT [UID...]",
+				Description: "Removes the UIDs from the account's cache, or all of them when no UID is\n" +
+					"given: the next fetch retrieves those messages again if the server still\n" +
+					"has them (in keep mode too). Give UIDs as cache list prints them.",
+				OnUsageError:       onUsageError,
+				CustomHelpTemplate: commandHelp(cacheForgetHelp),
+				Action: func(c *cli.Context) error {
+					if c.NArg() < 1 {
+						return usageError{errors.New("cache forget takes an ACCOUNT, then the UIDs to forget (none: all)")}
+					}
+					return runCacheForget(g, &cacheOptions{account: c.Args().First(), uids: c.Args().Tail()})
+				},
+			},
+		},
+	}
+}
+
+// cacheAccount returns the configured account named.
+func cacheAccount(g *globalOptions, name string) (*config.Account, error) {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, err
+	}
+	accts, err := cfg.Select([]string{name})
+	if err != nil {
+		return nil, err
+	}
+	return accts[0], nil
+}
+
+func runCacheList(g *globalOptions, o *cacheOptions) error {
+	a, err := cacheAccount(g, o.account)
+	if err != nil {
+		return err
+	}
+	cache, err := uidcache.Open(a.StateDir, a.Key())
+	if err != nil {
+		return &engine.StateError{Err: err}
+	}
+	uids := cache.UIDs()
+	n := fmt.Sprintf("%d UIDs", len(uids))
+	if len(uids) == 1 {
+		n = "1 UID"
+	}
+	fmt.Fprintf(g.stdout, "%s (%s): %s: %s\n", a.Name, a.Key(), cache.Path(), n)
+	if len(uids) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "UID\tFIRST SEEN (UTC)\tSTATE")
+	for _, uid := range uids {
+		e, _ := cache.Get(uid)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", escapeUID(uid), e.Seen.UTC().Format(time.DateTime), stateName(e.State))
+	}
+	return tw.Flush()
+}
+
+func stateName(s uidcache.State) string {
+	switch s {
+	case uidcache.Retrieved:
+		return "retrieved"
+	case uidcache.Deleted:
+		return "deleted"
+	case uidcache.Skipped:
+		return "skipped"
+	}
+	return fmt.Sprintf("unknown (%q)", byte(s))
+}
+
+func runCacheForget(g *globalOptions, o *cacheOptions) error {
+	a, err := cacheAccount(g, o.account)
+	if err != nil {
+		return err
+	}
+	uids := make([]string, len(o.uids))
+	for i, u := range o.uids {
+		uids[i] = unescapeUID(u)
+	}
+	n, err := engine.Forget(a, uids)
+	var unknown *engine.UnknownUIDError
+	if errors.As(err, &unknown) {
+		shown := make([]string, len(unknown.UIDs))
+		for i, u := range unknown.UIDs {
+			shown[i] = escapeUID(u)
+		}
+		fmt.Fprintf(g.stderr, "popfetch: %s: error: not in the cache: %s; nothing forgotten\n", a.Name, strings.Join(shown, " "))
+		fmt.Fprintf(g.stderr, "popfetch: hint: popfetch cache list %s shows the UIDs remembered\n", a.Name)
+		return reportedError{usageError{err}}
+	}
+	if err != nil {
+		return err
+	}
+	if !g.quiet {
+		s := "s"
+		if n == 1 {
+			s = ""
+		}
+		fmt.Fprintf(g.stdout, "%s: forgot %d UID%s; the next fetch retrieves those messages again if the server still has them\n", a.Name, n, s)
+	}
+	return nil
+}
+
+const upperHex = "0123456789ABCDEF"
+
+// escapeUID shows a UID as the cache file stores it: bytes outside
+// 0x21-0x7E, and %, as %XX (the empty UID as a lone %), so no UID a server
+// sends can garble a terminal or be mistaken for another.
+func escapeUID(uid string) string {
+	if uid == "" {
+		return "%"
+	}
+	var b strings.Builder
+	for i := 0; i < len(uid); i++ {
+		c := uid[i]
+		if c < 0x21 || c > 0x7e || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(upperHex[c>>4])
+			b.WriteByte(upperHex[c&15])
+		} else {
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// unescapeUID undoes escapeUID. A string that is not a valid escape is
+// taken as it is.
+func unescapeUID(s string) string {
+	if s == "%" {
+		return ""
+	}
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		if i+2 >= len(s) {
+			return s
+		}
+		hi, lo := strings.IndexByte(upperHex, upper(s[i+1])), strings.IndexByte(upperHex, upper(s[i+2]))
+		if hi < 0 || lo < 0 {
+			return s
+		}
+		b.WriteByte(byte(hi<<4 | lo))
+		i += 2
+	}
+	return b.String()
+}
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'f' {
+		return c - 'a' + 'A'
+	}
+	return c
+}
