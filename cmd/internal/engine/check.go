@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"time"
 
 	"github.com/popfetch/popfetch/pop3"
-	"github.com/popfetch/popfetch/uidcache"
 )
 
 // NewMessage is a message that a fetch would retrieve now.
@@ -49,15 +47,9 @@ type HeaderFunc func(m NewMessage, header io.Reader) error
 // Options.AcceptAllAsNew), *pop3.Error, *pop3.ProtocolError, and network
 // errors. Options.Progress, Stop and Version are not used.
 func Check(ctx context.Context, opts Options, header HeaderFunc) (CheckResult, error) {
-	r := &run{opts: opts, acct: opts.Account, log: opts.Log, now: opts.Now}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
-	}
-	if r.now == nil {
-		r.now = time.Now
-	}
+	r := newRun(opts)
 	var res CheckResult
-	msgs, closeSession, err := r.openForCheck(ctx)
+	msgs, closeSession, err := r.open(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -92,75 +84,6 @@ func Check(ctx context.Context, opts Options, header HeaderFunc) (CheckResult, e
 		r.log.Info("the session ended before the server confirmed QUIT; nothing was changed on the server", "error", err)
 	}
 	return res, nil
-}
-
-// openForCheck takes the lock, reads the cache, connects, logs in and
-// lists, as Run does before it plans. The returned function drops the
-// connection (without QUIT) and releases the lock; on error, openForCheck has
-// released everything itself.
-//
-// It follows the opening of run.run step by step; keep the two alike.
-func (r *run) openForCheck(ctx context.Context) (msgs []message, closeSession func(), err error) {
-	a := r.acct
-	lock, err := lockAccount(a.StateDir, a.Key())
-	if err != nil {
-		return nil, nil, err
-	}
-	var stopClosing func() bool
-	release := func() {
-		if stopClosing != nil {
-			stopClosing()
-		}
-		if r.c != nil {
-			r.c.Close()
-		}
-		lock.Close()
-	}
-	defer func() {
-		if err != nil {
-			release()
-		}
-	}()
-	if r.cache, err = uidcache.Open(a.StateDir, a.Key()); err != nil {
-		return nil, nil, &StateError{err}
-	}
-	tc, err := tlsConfig(a)
-	if err != nil {
-		return nil, nil, err
-	}
-	popts := &pop3.Options{TLSConfig: tc, Timeout: a.Timeout}
-	if r.opts.Trace {
-		popts.Logger = r.log
-	}
-	c, err := connect(ctx, a, popts)
-	if err != nil {
-		return nil, nil, err
-	}
-	r.c = c
-	stopClosing = context.AfterFunc(ctx, func() { c.Close() })
-	if err := login(ctx, c, a, r.opts.Credentials); err != nil {
-		return nil, nil, err
-	}
-	// RFC 2449 §4: capabilities may change after login.
-	capa, uidl, list := c.Capa(), c.UIDL(), c.List()
-	if _, err := capa.Wait(); err != nil && !isRefusal(err) {
-		return nil, nil, err
-	}
-	uids, uerr := uidl.Wait()
-	sizes, lerr := list.Wait()
-	if lerr != nil {
-		return nil, nil, lerr
-	}
-	if uerr != nil {
-		if !isRefusal(uerr) {
-			return nil, nil, uerr
-		}
-		return nil, nil, fmt.Errorf("the server does not support UIDL, so popfetch cannot tell new messages from old ones: %w", uerr)
-	}
-	if msgs, err = merge(uids, sizes); err != nil {
-		return nil, nil, err
-	}
-	return msgs, release, nil
 }
 
 // headers asks for the header of each message with TOP n 0, at most

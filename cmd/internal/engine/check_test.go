@@ -20,6 +20,7 @@ func TestCheckIsWhatRunWouldFetch(t *testing.T) {
 	opts := Options{Account: f.acct, Credentials: staticCreds{password: "secret"}}
 
 	var headers []string
+	f.start(t)
 	res, err := Check(context.Background(), opts, func(m NewMessage, r io.Reader) error {
 		b, err := io.ReadAll(r)
 		headers = append(headers, m.UID+" "+strings.SplitN(string(b), "\n", 3)[1])
@@ -52,6 +53,7 @@ func TestCheckIsWhatRunWouldFetch(t *testing.T) {
 func TestCheckHeaderFuncError(t *testing.T) {
 	f := newFixture(t, 3)
 	boom := errors.New("boom")
+	f.start(t)
 	_, err := Check(context.Background(), Options{Account: f.acct, Credentials: staticCreds{password: "secret"}},
 		func(NewMessage, io.Reader) error { return boom })
 	if !errors.Is(err, boom) {

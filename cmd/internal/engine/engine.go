@@ -107,13 +107,7 @@ type pendingDele struct {
 
 // Run fetches one account.
 func Run(ctx context.Context, opts Options) (Result, error) {
-	r := &run{opts: opts, acct: opts.Account, log: opts.Log, now: opts.Now}
-	if r.log == nil {
-		r.log = slog.New(slog.DiscardHandler)
-	}
-	if r.now == nil {
-		r.now = time.Now
-	}
+	r := newRun(opts)
 	err := r.run(ctx)
 	if err == nil {
 		err = r.failure
@@ -121,57 +115,26 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	return r.res, err
 }
 
+func newRun(opts Options) *run {
+	r := &run{opts: opts, acct: opts.Account, log: opts.Log, now: opts.Now}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	return r
+}
+
 func (r *run) run(ctx context.Context) error {
 	a := r.acct
-	lock, err := lockAccount(a.StateDir, a.Key())
+	msgs, release, err := r.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer lock.Close()
-	if r.cache, err = uidcache.Open(a.StateDir, a.Key()); err != nil {
-		return &StateError{err}
-	}
-	tc, err := tlsConfig(a)
-	if err != nil {
-		return err
-	}
-	popts := &pop3.Options{TLSConfig: tc, Timeout: a.Timeout}
-	if r.opts.Trace {
-		popts.Logger = r.log
-	}
-	c, err := connect(ctx, a, popts)
-	if err != nil {
-		return err
-	}
-	r.c = c
-	defer c.Close()
-	defer context.AfterFunc(ctx, func() { c.Close() })()
-	if err := login(ctx, c, a, r.opts.Credentials); err != nil {
-		return err
-	}
-	// RFC 2449 §4: capabilities may change after login (Gmail lists UIDL
-	// and PIPELINING only then); with PIPELINING known already, the three
-	// commands go out together.
-	capa, uidl, list := c.Capa(), c.UIDL(), c.List()
-	if _, err := capa.Wait(); err != nil && !isRefusal(err) {
-		return err
-	}
+	defer release()
+	c := r.c
 	r.checkCaps(c.Caps())
-	uids, uerr := uidl.Wait()
-	sizes, lerr := list.Wait()
-	if lerr != nil {
-		return lerr
-	}
-	if uerr != nil {
-		if !isRefusal(uerr) {
-			return uerr
-		}
-		return fmt.Errorf("the server does not support UIDL, so popfetch cannot tell new messages from old ones: %w", uerr)
-	}
-	msgs, err := merge(uids, sizes)
-	if err != nil {
-		return err
-	}
 	r.res.Listed = len(msgs)
 	p, err := r.plan(msgs)
 	if err != nil {
@@ -198,6 +161,73 @@ func (r *run) run(ctx context.Context) error {
 		return fetchErr
 	}
 	return errors.Join(fetchErr, r.quit())
+}
+
+// open takes the account's lock, reads the cache, connects, logs in and
+// lists: everything Run and Check do before they decide what is new. The
+// returned function drops the connection (without QUIT) and releases the
+// lock; on error, open has released everything itself.
+func (r *run) open(ctx context.Context) (msgs []message, closeSession func(), err error) {
+	a := r.acct
+	lock, err := lockAccount(a.StateDir, a.Key())
+	if err != nil {
+		return nil, nil, err
+	}
+	var stopClosing func() bool
+	release := func() {
+		if stopClosing != nil {
+			stopClosing()
+		}
+		if r.c != nil {
+			r.c.Close()
+		}
+		lock.Close()
+	}
+	defer func() {
+		if err != nil {
+			release()
+		}
+	}()
+	if r.cache, err = uidcache.Open(a.StateDir, a.Key()); err != nil {
+		return nil, nil, &StateError{err}
+	}
+	tc, err := tlsConfig(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	popts := &pop3.Options{TLSConfig: tc, Timeout: a.Timeout}
+	if r.opts.Trace {
+		popts.Logger = r.log
+	}
+	c, err := connect(ctx, a, popts)
+	if err != nil {
+		return nil, nil, err
+	}
+	r.c = c
+	stopClosing = context.AfterFunc(ctx, func() { c.Close() })
+	if err := login(ctx, c, a, r.opts.Credentials); err != nil {
+		return nil, nil, err
+	}
+	// RFC 2449 §4: capabilities may change after login.
+	capa, uidl, list := c.Capa(), c.UIDL(), c.List()
+	if _, err := capa.Wait(); err != nil && !isRefusal(err) {
+		return nil, nil, err
+	}
+	uids, uerr := uidl.Wait()
+	sizes, lerr := list.Wait()
+	if lerr != nil {
+		return nil, nil, lerr
+	}
+	if uerr != nil {
+		if !isRefusal(uerr) {
+			return nil, nil, uerr
+		}
+		return nil, nil, fmt.Errorf("the server does not support UIDL, so popfetch cannot tell new messages from old ones: %w", uerr)
+	}
+	if msgs, err = merge(uids, sizes); err != nil {
+		return nil, nil, err
+	}
+	return msgs, release, nil
 }
 
 // quit commits the deletions and forgets the deleted messages. QUIT goes

@@ -34,28 +34,37 @@ type fixture struct {
 	logs *bytes.Buffer
 }
 
-func newFixture(t *testing.T, msgs int) *fixture {
+func newFixture(t testing.TB, msgs int) *fixture {
 	t.Helper()
 	f := &fixture{srv: pop3test.NewServer(), dir: t.TempDir(), logs: &bytes.Buffer{}}
 	f.mb = f.srv.AddUser("alice", "secret")
 	for i := 0; i < msgs; i++ {
 		f.mb.Add(testMessage(i))
 	}
-	if err := f.srv.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(f.srv.Close)
 	ca := filepath.Join(f.dir, "ca.pem")
 	writeCertPEM(t, ca, f.srv)
-	host, port, _ := net.SplitHostPort(f.srv.Addr())
-	p, _ := strconv.Atoi(port)
 	f.acct = &config.Account{
-		Name: "test", Host: host, Port: p, TLS: config.TLSImplicit, TLSCAFile: ca,
+		Name: "test", Host: "127.0.0.1", TLS: config.TLSImplicit, TLSCAFile: ca,
 		User: "alice", Auth: config.AuthAuto, Timeout: 10 * time.Second, ReceivedHeader: true,
 		StateDir: filepath.Join(f.dir, "state"),
 		Deliver:  config.Deliver{Maildir: filepath.Join(f.dir, "Maildir")},
 	}
 	return f
+}
+
+// start starts the server, once: tests set its Faults and Latency before,
+// as pop3test requires.
+func (f *fixture) start(t testing.TB) {
+	t.Helper()
+	if f.acct.Port != 0 {
+		return
+	}
+	if err := f.srv.StartTLS(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(f.srv.Close)
+	_, port, _ := net.SplitHostPort(f.srv.Addr())
+	f.acct.Port, _ = strconv.Atoi(port)
 }
 
 func testMessage(i int) []byte {
@@ -64,6 +73,7 @@ func testMessage(i int) []byte {
 
 func (f *fixture) run(t *testing.T, opts Options) (Result, error) {
 	t.Helper()
+	f.start(t)
 	opts.Account = f.acct
 	if opts.Credentials == nil {
 		opts.Credentials = staticCreds{password: "secret"}
