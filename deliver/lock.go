@@ -9,6 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -34,7 +36,7 @@ var errNoDotlock = errors.New("cannot create a dotlock here")
 // crashed process (liblockfile's lockfile_touch).
 type dotlock struct {
 	path    string
-	content string // "PID TOKEN\n": liblockfile reads the PID, the token is ours alone
+	content string // "PID TOKEN HOST\n": liblockfile reads the PID, the token is ours alone
 	ino     uint64
 	dev     uint64
 	stop    chan struct{}
@@ -48,12 +50,14 @@ type dotlock struct {
 //
 // A lock whose time is older than staleAge is removed first: its holder is
 // taken to be dead (procmail does the same after LOCKTIMEOUT, 17 minutes;
-// liblockfile after 5 minutes).
+// liblockfile after 5 minutes). So is, at once, a lock of ours whose
+// process is gone: one left by a popfetch killed in the middle of a batch
+// (liblockfile's L_PID check).
 func tryDotlock(path string, staleAge, refresh time.Duration) (*dotlock, error) {
 	var r [8]byte
 	rand.Read(r[:])
 	token := hex.EncodeToString(r[:])
-	content := fmt.Sprintf("%d %s\n", os.Getpid(), token)
+	content := fmt.Sprintf("%d %s %s\n", os.Getpid(), token, lockHost())
 	// A short name: the mailbox's name may already be near NAME_MAX.
 	tmp := filepath.Join(filepath.Dir(path), ".lk"+token)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
@@ -121,16 +125,55 @@ func tryDotlockExcl(path, content string, refresh time.Duration) (*dotlock, erro
 }
 
 // removeIfStale removes the lock file path if it has not been modified for
-// staleAge, and reports whether it did.
+// staleAge, or if it is ours and its process is dead, and reports whether
+// it did.
 func removeIfStale(path string, staleAge time.Duration) bool {
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return errors.Is(err, fs.ErrNotExist) // gone already: try again
 	}
-	if time.Since(fi.ModTime()) < staleAge {
+	if time.Since(fi.ModTime()) < staleAge && !holderDead(path) {
 		return false
 	}
 	return os.Remove(path) == nil
+}
+
+// holderDead reports whether the dotlock path was made by a process of
+// this host, in our format, that no longer exists. A kill -9 leaves the
+// lock behind; without this, every program would wait StaleLockAge for it.
+// A lock of another host (an mbox on NFS) is never judged by its PID.
+func holderDead(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [256]byte
+	n, _ := io.ReadFull(f, b[:])
+	fields := strings.Fields(string(b[:n]))
+	host := lockHost()
+	if len(fields) != 3 || host == "" || fields[2] != host {
+		return false
+	}
+	pid, err := strconv.Atoi(fields[0])
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+}
+
+// lockHost names this host in our dotlocks; "" if it has no name.
+func lockHost() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return strings.Map(func(r rune) rune {
+		if r <= ' ' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, h)
 }
 
 func startDotlock(path, content string, st unix.Stat_t, refresh time.Duration) *dotlock {

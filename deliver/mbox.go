@@ -23,7 +23,8 @@ type MboxOptions struct {
 	LockTimeout time.Duration
 	// StaleLockAge is the age after which a dotlock (PATH.lock) is taken as
 	// left by a crashed program and removed; 0 means 5 minutes, as
-	// liblockfile. Our own dotlock is refreshed while held, so a long batch
+	// liblockfile. A dotlock of popfetch's own on this host whose process
+	// is gone is removed at once. Our own dotlock is refreshed while held, so a long batch
 	// is never taken as stale by others.
 	StaleLockAge time.Duration
 }

@@ -32,7 +32,7 @@ func (ss *session) sasl(mech string, args []string) (*User, error) {
 	for _, m := range ss.srv.mechanisms() {
 		offered = offered || m == mech
 	}
-	if !offered || ss.srv.hidden("SASL") {
+	if !offered || ss.hidden("SASL") {
 		ss.reply("-ERR unsupported mechanism")
 		return nil, nil
 	}

@@ -32,7 +32,7 @@ type User struct {
 
 // Faults change how the server behaves, to test a client against servers
 // that are strict, old, slow or broken. The zero value is a well-behaved
-// server. Set them before Start.
+// server. Set them before Start, or with SetFaults between sessions.
 type Faults struct {
 	// Greeting replaces the greeting line (without CRLF).
 	Greeting string
@@ -51,6 +51,18 @@ type Faults struct {
 	// TLS, if set, adjusts the server's TLS configuration (implicit TLS and
 	// STLS) at Start, e.g. to offer only TLS 1.1.
 	TLS func(*tls.Config)
+	// Interrupt, if set, is asked for every command after Respond; a
+	// non-nil *Interrupt breaks off the response to that command: see
+	// Interrupt. Not for STLS.
+	Interrupt func(cmd string, args []string) *Interrupt
+	// ListSize, if set, gives the size LIST reports for a message instead
+	// of its true size (Message.Size), to play a server whose sizes are
+	// wrong.
+	ListSize func(m *Message) int64
+	// Unsolicited, if set, gives lines (without CRLF) sent right after the
+	// response to a command, as if answering commands the client never
+	// sent; cmd is "" for the greeting.
+	Unsolicited func(cmd string, args []string) []string
 }
 
 // Server is an in-process POP3 server.
@@ -77,6 +89,7 @@ type Server struct {
 	conns    map[net.Conn]struct{}
 	wg       sync.WaitGroup
 	closed   bool
+	done     chan struct{} // closed by Close: ends stalls
 	received []string
 	waits    int // round trips the clients waited for, see RoundTrips
 	early    int
@@ -85,7 +98,8 @@ type Server struct {
 
 // NewServer returns a server with no users; add them with AddUser.
 func NewServer() *Server {
-	return &Server{users: map[string]*User{}, conns: map[net.Conn]struct{}{}, OfferSTLS: true}
+	return &Server{users: map[string]*User{}, conns: map[net.Conn]struct{}{}, OfferSTLS: true,
+		done: make(chan struct{})}
 }
 
 // AddUser adds a user with a password and returns its empty mailbox.
@@ -176,6 +190,9 @@ func (s *Server) Sessions() int {
 // waits for them to end.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if !s.closed && s.done != nil {
+		close(s.done)
+	}
 	s.closed = true
 	for c := range s.conns {
 		c.Close()
@@ -203,6 +220,7 @@ func (s *Server) serve() {
 		s.conns[conn] = struct{}{}
 		s.sessions++
 		s.wg.Add(1)
+		faults := s.Faults
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
@@ -210,7 +228,7 @@ func (s *Server) serve() {
 			if s.implicit {
 				conn = tls.Server(conn, s.tlsConf)
 			}
-			sess := &session{srv: s, conn: conn, started: time.Now()}
+			sess := &session{srv: s, f: faults, conn: conn, started: time.Now()}
 			sess.run()
 			s.mu.Lock()
 			delete(s.conns, sess.conn)
@@ -221,8 +239,18 @@ func (s *Server) serve() {
 	}
 }
 
-func (s *Server) hidden(capa string) bool {
-	for _, h := range s.Faults.HideCaps {
+// SetFaults replaces Faults for the sessions accepted from then on. Unlike
+// assigning to the field, it is safe while the server runs, e.g. to remove
+// a fault between two runs of a client.
+func (s *Server) SetFaults(f Faults) {
+	s.mu.Lock()
+	s.Faults = f
+	s.mu.Unlock()
+}
+
+// hidden reports whether the session's faults hide a capability.
+func (ss *session) hidden(capa string) bool {
+	for _, h := range ss.f.HideCaps {
 		if strings.EqualFold(h, capa) {
 			return true
 		}
@@ -256,6 +284,7 @@ func (s *Server) record(line string) {
 // session is one client connection.
 type session struct {
 	srv     *Server
+	f       Faults    // the server's Faults when the session began
 	started time.Time // accepted, before any TLS handshake
 	last    time.Time // the last command's arrival
 	conn    net.Conn
@@ -286,10 +315,11 @@ func (ss *session) run() {
 		}
 	}()
 	greeting := "+OK pop3test ready " + ss.stamp
-	if s.Faults.Greeting != "" {
-		greeting = s.Faults.Greeting
+	if ss.f.Greeting != "" {
+		greeting = ss.f.Greeting
 	}
 	ss.reply(greeting)
+	ss.unsolicited("", nil)
 	for {
 		if ss.br.Buffered() == 0 {
 			if ss.bw.Flush() != nil {
@@ -314,7 +344,7 @@ func (ss *session) run() {
 	}
 }
 
-func (ss *session) pipelining() bool { return !ss.srv.hidden("PIPELINING") && !ss.srv.Faults.NoCAPA }
+func (ss *session) pipelining() bool { return !ss.hidden("PIPELINING") && !ss.f.NoCAPA }
 
 func (ss *session) readLine() (string, error) {
 	line, err := ss.br.ReadString('\n')
@@ -336,26 +366,45 @@ func (ss *session) reply(format string, args ...any) {
 }
 
 func (ss *session) handle(line string) error {
-	s := ss.srv
 	f := strings.Fields(line)
 	if len(f) == 0 {
 		ss.reply("-ERR empty command")
 		return nil
 	}
 	cmd, args := strings.ToUpper(f[0]), f[1:]
-	if s.Faults.Respond != nil {
-		if resp, ok := s.Faults.Respond(cmd, args); ok {
+	err := ss.respond(cmd, args)
+	if err == nil {
+		ss.unsolicited(cmd, args)
+	}
+	return err
+}
+
+// respond answers a command, with the faults of Respond and Interrupt.
+func (ss *session) respond(cmd string, args []string) error {
+	if ss.f.Respond != nil {
+		if resp, ok := ss.f.Respond(cmd, args); ok {
 			ss.reply(resp)
 			return nil
 		}
 	}
-	if s.hidden(cmd) || (cmd == "CAPA" && s.Faults.NoCAPA) || (cmd == "PASS" && s.hidden("USER")) ||
-		(cmd == "AUTH" && s.hidden("SASL")) {
+	if ss.f.Interrupt != nil {
+		if in := ss.f.Interrupt(cmd, args); in != nil {
+			return ss.interrupt(in, func() error { return ss.dispatch(cmd, args) })
+		}
+	}
+	return ss.dispatch(cmd, args)
+}
+
+// dispatch answers a command as a well-behaved server would, but for the
+// faults of HideCaps, NoCAPA and DropQuit.
+func (ss *session) dispatch(cmd string, args []string) error {
+	if ss.hidden(cmd) || (cmd == "CAPA" && ss.f.NoCAPA) || (cmd == "PASS" && ss.hidden("USER")) ||
+		(cmd == "AUTH" && ss.hidden("SASL")) {
 		ss.reply("-ERR unknown command")
 		return nil
 	}
 	if cmd == "QUIT" {
-		if s.Faults.DropQuit {
+		if ss.f.DropQuit {
 			return errQuit
 		}
 		// RFC 1939 §6: the UPDATE state removes the messages, then
@@ -390,7 +439,7 @@ func (ss *session) capa() {
 	caps = append(caps, "IMPLEMENTATION pop3test")
 	ss.reply("+OK capabilities follow")
 	for _, c := range caps {
-		if !s.hidden(strings.Fields(c)[0]) {
+		if !ss.hidden(strings.Fields(c)[0]) {
 			ss.reply(c)
 		}
 	}
@@ -570,6 +619,9 @@ func (ss *session) transaction(cmd string, args []string) error {
 func (ss *session) listValue(cmd string, m *Message) string {
 	if cmd == "UIDL" {
 		return m.UID
+	}
+	if ss.f.ListSize != nil {
+		return fmt.Sprint(ss.f.ListSize(m))
 	}
 	return fmt.Sprint(m.size)
 }

@@ -193,10 +193,12 @@ func login(ctx context.Context, c *pop3.Client, a *config.Account, creds Credent
 }
 
 // chooseAuth resolves "auto" (RFC 2449 §6.3, RFC 5034 §3): a bearer token
-// when one is configured, else the password by the first of PLAIN, USER,
-// LOGIN that the server offers once the connection is protected or local,
-// else a challenge-response mechanism (CRAM-MD5, APOP) that never sends the
-// password itself.
+// when one is configured, else the SASL mechanisms the server lists — PLAIN
+// or LOGIN once the connection is protected or local, else CRAM-MD5 — then
+// USER/PASS (protected or local) and APOP. The listed mechanisms come
+// before USER because they say what the server accepts, while USER may be
+// listed regardless: Dovecot lists it even when its auth_mechanisms lack
+// PLAIN, and then refuses PASS as an unsupported mechanism.
 func chooseAuth(c *pop3.Client, a *config.Account) (config.AuthMethod, error) {
 	if a.Auth != config.AuthAuto && a.Auth != "" {
 		return a.Auth, nil
@@ -216,20 +218,17 @@ func chooseAuth(c *pop3.Client, a *config.Account) (config.AuthMethod, error) {
 		return "", &ConfigError{Msg: "an OAuth2 token is configured, but the server offers neither XOAUTH2 nor OAUTHBEARER"}
 	}
 	_, protected := c.TLSConnectionState()
-	if protected || isLoopback(c.RemoteAddr()) || a.AllowInsecure {
-		switch {
-		case mechs["PLAIN"]:
-			return config.AuthPlain, nil
-		case caps == nil || caps.Has("USER"):
-			// RFC 1939 servers without CAPA all take USER/PASS.
-			return config.AuthUser, nil
-		case mechs["LOGIN"]:
-			return config.AuthLogin, nil
-		}
-	}
+	cleartext := protected || isLoopback(c.RemoteAddr()) || a.AllowInsecure
 	switch {
+	case cleartext && mechs["PLAIN"]:
+		return config.AuthPlain, nil
+	case cleartext && mechs["LOGIN"]:
+		return config.AuthLogin, nil
 	case mechs["CRAM-MD5"]:
 		return config.AuthCRAMMD5, nil
+	case cleartext && (caps == nil || caps.Has("USER")):
+		// RFC 1939 servers without CAPA all take USER/PASS.
+		return config.AuthUser, nil
 	case c.APOPTimestamp() != "":
 		return config.AuthAPOP, nil
 	}

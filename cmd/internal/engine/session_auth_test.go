@@ -80,6 +80,36 @@ func TestCapaAgainAfterSTLSAndLogin(t *testing.T) {
 	}
 }
 
+// TestAutoPrefersListedSASLOverUSER: Dovecot lists USER in CAPA even when
+// its auth_mechanisms lack PLAIN, and then refuses PASS with "[AUTH]
+// Unsupported authentication mechanism" (seen with Dovecot 2.3 and
+// auth_mechanisms = cram-md5 apop). A server that lists SASL mechanisms
+// says what it accepts: auth = "auto" must use one of those before USER.
+func TestAutoPrefersListedSASLOverUSER(t *testing.T) {
+	for _, tc := range []struct {
+		mechs []string
+		want  string
+	}{
+		{[]string{"CRAM-MD5"}, "AUTH CRAM-MD5"},
+		{[]string{"LOGIN", "CRAM-MD5"}, "AUTH LOGIN"},
+	} {
+		t.Run(strings.Join(tc.mechs, "+"), func(t *testing.T) {
+			srv, a := sessionFixture(t, config.TLSImplicit, func(s *pop3test.Server) {
+				s.Mechanisms = tc.mechs
+				s.Faults.Respond = func(cmd string, _ []string) (string, bool) {
+					return "-ERR [AUTH] Unsupported authentication mechanism.", cmd == "PASS"
+				}
+			})
+			if _, err := Run(context.Background(), Options{Account: a, Credentials: staticCreds{password: "secret"}}); err != nil {
+				t.Fatalf("auto against a server listing SASL %v and USER: %v (received %q)", tc.mechs, err, srv.Received())
+			}
+			if !slices.ContainsFunc(srv.Received(), func(l string) bool { return strings.HasPrefix(l, tc.want) }) {
+				t.Errorf("received %q, want %s", srv.Received(), tc.want)
+			}
+		})
+	}
+}
+
 // TestAutoOrder: what "auto" picks for each kind of server.
 func TestAutoOrder(t *testing.T) {
 	for _, tc := range []struct {
