@@ -104,6 +104,7 @@ func newApp(g *globalOptions) *cli.App {
 			fetchCommand(g),
 			daemonCommand(g),
 			demoCommand(g),
+			passwordCommand(g),
 			checkCommand(g),
 			configCommand(g),
 			cacheCommand(g),
