@@ -7,30 +7,44 @@ import (
 )
 
 // RoundTrips returns how many round trips the clients of all sessions so
-// far spent waiting, as seen by the server with Latency set: each gap
-// between the arrival of one command (or the connection, for the first)
-// and the next is counted in round trips, rounded to the nearest. A TLS
-// handshake and the greeting count like any other wait. Without Latency
-// it returns 0.
+// far made the server wait, with Latency set: each time the server had
+// answered everything it was sent and the next command came only after
+// most of a round trip (so the client was waiting for an answer), it
+// counts the wait in round trips, rounded, at least one. Work a client
+// does between commands counts only if it adds more than half a round
+// trip. The TLS handshake and greeting count like any other wait, from
+// the connection's acceptance. Without Latency it returns 0.
 func (s *Server) RoundTrips() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.waits
 }
 
+// idle records that everything sent was answered at t.
+func (ss *session) idle(t time.Time) {
+	if ss.waiting.IsZero() {
+		ss.waiting = t
+	}
+}
+
 // arrived records the arrival of a command line at t.
 func (ss *session) arrived(t time.Time) {
 	s := ss.srv
-	if s.Latency <= 0 {
+	since := ss.waiting
+	if !ss.started.IsZero() {
+		since = ss.started // the first command: from the connection on
+		ss.started = time.Time{}
+	}
+	ss.waiting = time.Time{}
+	if s.Latency <= 0 || since.IsZero() {
 		return
 	}
-	prev := ss.last
-	if prev.IsZero() {
-		prev = ss.started
-	}
-	ss.last = t
 	rtt := 2 * s.Latency
-	n := int((t.Sub(prev) + rtt/2) / rtt)
+	gap := t.Sub(since)
+	if gap < rtt*9/10 {
+		return // the client did not wait for an answer
+	}
+	n := max(1, int((gap+rtt/2)/rtt))
 	s.mu.Lock()
 	s.waits += n
 	s.mu.Unlock()

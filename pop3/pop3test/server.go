@@ -286,7 +286,7 @@ type session struct {
 	srv     *Server
 	f       Faults    // the server's Faults when the session began
 	started time.Time // accepted, before any TLS handshake
-	last    time.Time // the last command's arrival
+	waiting time.Time // since when all was answered and nothing more came
 	conn    net.Conn
 	br      *bufio.Reader
 	bw      *bufio.Writer
@@ -325,6 +325,7 @@ func (ss *session) run() {
 			if ss.bw.Flush() != nil {
 				return
 			}
+			ss.idle(time.Now())
 		}
 		line, err := ss.readLine()
 		if err != nil {
