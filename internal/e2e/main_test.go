@@ -21,6 +21,9 @@ import (
 var popfetchBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv(bigServerEnv) != "" {
+		serveBigMessage()
+	}
 	dir, err := os.MkdirTemp("", "popfetch-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
