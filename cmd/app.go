@@ -105,6 +105,7 @@ func newApp(g *globalOptions) *cli.App {
 			daemonCommand(g),
 			demoCommand(g),
 			passwordCommand(g),
+			oauthCommand(g),
 			checkCommand(g),
 			configCommand(g),
 			cacheCommand(g),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -41,6 +42,8 @@ func (e *credentialError) Unwrap() error { return e.err }
 type accountCredentials struct {
 	acct   *config.Account
 	prompt func(what string) (string, error) // nil: no terminal
+	log    *slog.Logger                      // nil: warnings to stderr
+	oauth  oauthState                        // oauth_provider's tokens, for this run
 }
 
 func (c *accountCredentials) Password(ctx context.Context) (string, error) {
@@ -70,7 +73,11 @@ func (c *accountCredentials) Token(ctx context.Context) (string, error) {
 	if a.OAuthTokenCommand != "" {
 		return runSecretCommand(ctx, "oauth_token_command", a.OAuthTokenCommand)
 	}
-	return "", &credentialError{account: a.Name, msg: "no OAuth2 token source: set oauth_token_command"}
+	if a.OAuthProvider != "" {
+		// Built-in refresh from the refresh token in the OS keyring.
+		return c.oauth.token(ctx, a, c.log)
+	}
+	return "", &credentialError{account: a.Name, msg: "no OAuth2 token source: set oauth_token_command, or oauth_provider and oauth_client_id"}
 }
 
 // runSecretCommand runs a user's command through sh (it is the user's own

@@ -64,7 +64,10 @@ func exitCode(err error) int {
 			return exitCode(errs[0])
 		}
 	}
+	var oauthRefused *oauthRefusedError
 	switch {
+	case errors.As(err, &oauthRefused):
+		return exitNoPerm
 	case errors.As(err, &cfgErr), errors.As(err, &credErr):
 		return exitConfig
 	case errors.Is(err, engine.ErrLocked):
