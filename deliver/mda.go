@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -13,11 +15,10 @@ import (
 
 // MDAOptions tunes an MDA. The zero value is ready to use.
 type MDAOptions struct {
-	// Timeout bounds how long the MDA may keep us waiting: for it to take
-	// each piece of the message, and for it to exit once it has the whole
-	// message. Time spent waiting for the message's bytes from their
-	// source does not count. 0 means 5 minutes. When it runs out, the
-	// MDA's process group is killed.
+	// Timeout bounds how long the MDA may run for one message, from its
+	// start, which comes once the message has been received whole, to its
+	// exit. 0 means 5 minutes. When it runs out, the MDA's process group
+	// is killed.
 	Timeout time.Duration
 }
 
@@ -97,96 +98,73 @@ func mdaArg(s string) string {
 }
 
 // Deliver runs the command with the message on its stdin and waits for it.
+//
+// The message is first copied to an unlinked temporary file (in
+// os.TempDir, $TMPDIR), and the MDA reads that file. An MDA fed through a
+// pipe cannot tell the end of its input from the end of the message: had
+// we died in the middle of one (kill -9, the OOM killer), it would have
+// delivered the cut message as a whole one. Given a file, it has the whole
+// message or is never started.
+//
 // The error is an *Error:
 //   - the MDA exited 75 (EX_TEMPFAIL): Temporary and MessageOnly, Err an *ExitError;
 //   - it exited otherwise than 0, was killed by a signal, or ran out of
 //     time: MessageOnly, Err an *ExitError;
-//   - reading the message failed: Source, Err the reader's error. The MDA
-//     is killed before it sees the end of its input, so that it cannot
-//     take a truncated message for a whole one; an MDA that writes as it
-//     reads (a plain "cat >>file") may still leave part of it behind;
-//   - the program could not be started: neither.
+//   - reading the message failed: Source, Err the reader's error; the MDA
+//     was not started;
+//   - the message could not be spooled, or the program could not be
+//     started: neither.
 //
-// An MDA that exits 0 without reading the whole message has accepted it;
-// the rest of the message is still read (and discarded), so a failure of
-// the source is still reported.
+// An MDA that exits 0 without reading the whole message has accepted it.
 func (m *MDA) Deliver(env Envelope, r io.Reader) error {
+	spool, err := m.spool(r)
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
+
 	argv := m.argv(env)
 	cmd := exec.Command(m.path, argv[1:]...)
 	cmd.Args[0] = argv[0]
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdin = spool
 	stderr := &headBuffer{limit: mdaStderrLimit}
 	cmd.Stderr = stderr
 	// A grandchild that keeps stderr open must not hold Wait forever.
 	cmd.WaitDelay = time.Second
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return &Error{Target: "mda", Op: "running " + argv[0], Err: err}
-	}
 	if err := cmd.Start(); err != nil {
 		return &Error{Target: "mda", Op: "running " + argv[0], Err: err}
 	}
 
-	// The watchdog kills the process group when the MDA makes us wait
-	// longer than Timeout. It never fires once the MDA has been waited
-	// for: after that its process group id may belong to another.
+	// The watchdog kills the process group when the MDA runs longer than
+	// Timeout. It never fires once the MDA has been waited for: after that
+	// its process group id may belong to another.
 	var (
 		mu       sync.Mutex
 		exited   bool
 		timedOut bool
 	)
 	pgid := cmd.Process.Pid
-	kill := func() {
+	watchdog := time.AfterFunc(m.opts.Timeout, func() {
 		mu.Lock()
 		defer mu.Unlock()
 		if !exited {
+			timedOut = true
 			syscall.Kill(-pgid, syscall.SIGKILL)
 		}
-	}
-	watchdog := time.AfterFunc(m.opts.Timeout, func() {
-		mu.Lock()
-		timedOut = !exited
-		mu.Unlock()
-		kill()
 	})
-	wait := func() error {
-		err := cmd.Wait()
-		mu.Lock()
-		exited = true
-		mu.Unlock()
-		watchdog.Stop()
-		return err
-	}
-
-	watchdog.Stop() // runs only while writing to the MDA
-	_, cerr := copyMessage(&watchedWriter{w: stdin, t: watchdog, d: m.opts.Timeout}, r, m.buf)
-	var se sourceError
-	if errors.As(cerr, &se) {
-		kill()
-		wait()
-		return &Error{Target: "mda", Op: "reading the message", Err: se.err, Source: true}
-	}
-	// A write error (EPIPE) means the MDA stopped reading: its exit
-	// status says whether it took the message.
-	stopped := cerr != nil
-	stdin.Close()
-	watchdog.Reset(m.opts.Timeout)
-	werr := wait()
+	werr := cmd.Wait()
+	mu.Lock()
+	exited = true
+	tout := timedOut
+	mu.Unlock()
+	watchdog.Stop()
 	if errors.Is(werr, exec.ErrWaitDelay) {
 		// It exited 0 but left a process holding its stderr: that
 		// process is on its own, the message is delivered.
 		werr = nil
 	}
-
-	mu.Lock()
-	tout := timedOut
-	mu.Unlock()
 	if werr == nil && !tout {
-		if stopped {
-			if _, err := copyMessage(io.Discard, r, m.buf); err != nil {
-				return wrap("mda", "reading the message", err)
-			}
-		}
 		return nil
 	}
 	xe := &ExitError{Status: -1, Stderr: stderr.b, timeout: m.opts.Timeout}
@@ -206,6 +184,24 @@ func (m *MDA) Deliver(env Envelope, r io.Reader) error {
 	}
 	return &Error{Target: "mda", Op: "running " + argv[0], Err: xe,
 		Temporary: xe.Status == exTempFail, MessageOnly: true}
+}
+
+// spool copies the message to a new unlinked temporary file, rewound.
+func (m *MDA) spool(r io.Reader) (*os.File, error) {
+	f, err := os.CreateTemp("", "popfetch-mda-")
+	if err != nil {
+		return nil, &Error{Target: "mda", Op: "spooling the message", Err: err}
+	}
+	os.Remove(f.Name()) // only our descriptor, and the MDA's, hold it now
+	_, err = copyMessage(f, r, m.buf)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		return nil, wrap("mda", "spooling the message in "+filepath.Dir(f.Name()), err)
+	}
+	return f, nil
 }
 
 // exTempFail is EX_TEMPFAIL of sysexits.h: "try again later".
@@ -280,19 +276,4 @@ func (h *headBuffer) Write(p []byte) (int, error) {
 		h.b = append(h.b, p[:n]...)
 	}
 	return len(p), nil
-}
-
-// watchedWriter arms the timer t for d during each Write: a write the
-// reader does not take in time fires it.
-type watchedWriter struct {
-	w io.Writer
-	t *time.Timer
-	d time.Duration
-}
-
-func (ww *watchedWriter) Write(p []byte) (int, error) {
-	ww.t.Reset(ww.d)
-	n, err := ww.w.Write(p)
-	ww.t.Stop()
-	return n, err
 }
