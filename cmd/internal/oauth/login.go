@@ -119,6 +119,7 @@ func BrowserLogin(ctx context.Context, c *Client, port int, w io.Writer) (*oauth
 			} else {
 				fmt.Fprintf(rw, "<p>popfetch: authorized; you may close this window.</p>\n")
 			}
+			rw.(http.Flusher).Flush()
 			select {
 			case done <- res:
 			default:
@@ -126,7 +127,14 @@ func BrowserLogin(ctx context.Context, c *Client, port int, w io.Writer) (*oauth
 		}),
 	}
 	go srv.Serve(ln)
-	defer srv.Close()
+	defer func() {
+		// Let the browser have its page: Shutdown waits for the handler.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			srv.Close()
+		}
+	}()
 
 	fmt.Fprintf(w, "popfetch: to authorize popfetch, open this URL in a browser on this machine:\n\n    %s\n\n", authURL)
 	fmt.Fprintf(w, "popfetch: waiting for the browser at %s…\n", redirect)
