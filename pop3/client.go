@@ -229,6 +229,13 @@ func newClient(raw net.Conn, tc *tls.Conn, opts *Options) (*Client, error) {
 		c.Close()
 		return nil, &Error{Command: "greeting", Code: st.code, Text: st.text}
 	}
+	// RFC 1939 §4: after its one-line greeting the server waits for a
+	// command; more lines would be taken for the answers to the first
+	// commands (see unasked).
+	if err := c.unasked(""); err != nil {
+		c.Close()
+		return nil, err
+	}
 	c.greeting = st.text
 	return c, nil
 }

@@ -75,8 +75,9 @@ func (c *Client) pump() {
 	}
 }
 
-// complete ends the command at the head of the queue.
-func (c *Client) complete(cmd *Command, err error) {
+// complete ends the command at the head of the queue. It returns the
+// error of unasked if it found the responses out of step.
+func (c *Client) complete(cmd *Command, err error) error {
 	cmd.done = true
 	if cmd.err == nil {
 		cmd.err = err
@@ -84,7 +85,34 @@ func (c *Client) complete(cmd *Command, err error) {
 	c.queue[0] = nil
 	c.queue = c.queue[1:]
 	c.sent--
+	if c.sent == 0 {
+		// nothing is on the wire unanswered
+		if perr := c.unasked(cmd.name); perr != nil {
+			// This response may well be one the server sent unasked,
+			// and the real one what is left: trust neither.
+			cmd.err = perr
+			return perr
+		}
+	}
 	c.pump()
+	return nil
+}
+
+// unasked breaks the client if bytes have arrived that no command asked
+// for. RFC 1939 §3: every response answers a command, in the order sent;
+// once every command sent has had its answer, anything more is a response
+// to nothing, and the responses read so far may have been taken for the
+// wrong commands. Lock-step, that is after every response; pipelining,
+// whenever the pipeline drains. Such a desync is caught here when the
+// extra bytes have arrived by the time the last answer is read, as they do
+// from a server that answers twice in one go; the other check is at the
+// start of a message (see readResponse).
+func (c *Client) unasked(cmd string) error {
+	if n := c.br.Buffered(); n > 0 && c.err() == nil {
+		return c.ioError("", protoErrorf(cmd, "%d octets arrived that no command asked for: "+
+			"the server's responses are out of step with the commands", n))
+	}
+	return nil
 }
 
 // await reads responses in order until cmd's status line has been read
@@ -163,8 +191,25 @@ func (c *Client) readResponse(cmd *Command) error {
 			if c.log != nil {
 				c.log.Debug(fmt.Sprintf("S: (message of %d octets)", cmd.body.octets))
 			}
-			c.complete(cmd, err)
+			if perr := c.complete(cmd, err); perr != nil && err == nil {
+				// unasked bytes after the message: it may not be the
+				// one asked for, so it must not read as complete
+				cmd.body.err = perr
+			}
 		})
+		// RFC 1939 §3: after the status line comes the message. If its
+		// first line is a status line too, the server sent a response
+		// to a command that was never sent, and this status line was
+		// not the answer to this command: the message that follows may
+		// be another one. A message from a mail store begins with a
+		// header field, never with "+OK" or "-ERR".
+		cmd.body.first = func(line []byte) error {
+			if _, err := parseStatus(line, cmd.name); err == nil {
+				return protoErrorf(cmd.name, "the message begins with a status line %q: "+
+					"the server answered a command that was not sent", truncate(line, 40))
+			}
+			return nil
+		}
 	}
 	return nil
 }

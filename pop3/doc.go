@@ -29,9 +29,12 @@
 //
 // A -ERR response is returned as *Error, which carries the command name, the
 // RFC 2449/3206 response code and the server's text. A response that cannot
-// be parsed is a *ProtocolError. After an I/O error, a timeout or a protocol
-// error the client is broken: every later call returns the same error and
-// Close sends nothing. Quit is the only way to commit deletions (RFC 1939 §6);
+// be parsed is a *ProtocolError. So are responses that no command asked
+// for, which would put every later response against the wrong command: the
+// client looks for them whenever every command sent has had its answer, and
+// refuses a message that begins with a status line. After an I/O error, a
+// timeout or a protocol error the client is broken: every later call
+// returns the same error and Close sends nothing. Quit is the only way to commit deletions (RFC 1939 §6);
 // Close drops the connection and commits nothing.
 //
 // # Timeouts

@@ -25,6 +25,9 @@ type dotReader struct {
 	err       error  // sticky: io.EOF at the end, else the failure
 	skipped   bool   // the rest was discarded for a later command's response
 	onEnd     func(error)
+	// first, if set, checks the first line (without its line ending, or
+	// the first piece of a long one); an error ends the body with it.
+	first func(line []byte) error
 }
 
 func newDotReader(br *bufio.Reader, onEnd func(error)) *dotReader {
@@ -88,6 +91,17 @@ func (d *dotReader) next() {
 		}
 		d.finish(&cutError{err: err})
 		return
+	}
+	if check := d.first; check != nil {
+		d.first = nil
+		text := line
+		if !full {
+			text = bytes.TrimSuffix(bytes.TrimSuffix(text, []byte("\n")), []byte("\r"))
+		}
+		if err := check(text); err != nil {
+			d.finish(err)
+			return
+		}
 	}
 	if d.lineStart && len(line) > 0 && line[0] == '.' {
 		if !full && (len(line) == 2 || (len(line) == 3 && line[1] == '\r')) {

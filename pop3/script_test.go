@@ -519,7 +519,7 @@ func TestWindow(t *testing.T) {
 		p.write("+OK", "+OK")
 		p.expect("DELE 4")
 		p.expect("DELE 5")
-		p.write("+OK", "+OK", "+OK")
+		p.write("+OK", "+OK")
 	})
 	c := s.client()
 	if _, err := c.Capa().Wait(); err != nil {
