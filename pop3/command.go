@@ -215,8 +215,13 @@ func (c *Client) readResponse(cmd *Command) error {
 }
 
 // maxListLines bounds the lines of a CAPA, LIST or UIDL response, so that a
-// response that never ends cannot exhaust memory.
-const maxListLines = 10_000_000
+// response that never ends cannot exhaust memory: a listing of a million
+// messages takes some 50 MB; real maildrops are far smaller.
+const maxListLines = 1_000_000
+
+// maxCaps bounds the capabilities of a CAPA response: real servers list a
+// dozen or two (RFC 2449 §6).
+const maxCaps = 1000
 
 // Wait waits for the command's response and returns nil for +OK, an *Error
 // for -ERR, or the error that broke the client. For RETR and TOP it reads
@@ -282,6 +287,9 @@ func (c *Client) Capa() *CapaCommand {
 		f := strings.Fields(string(line))
 		if len(f) == 0 {
 			return nil
+		}
+		if len(cc.caps) >= maxCaps {
+			return protoErrorf("CAPA", "more than %d capabilities", maxCaps)
 		}
 		cc.caps[strings.ToUpper(f[0])] = f[1:]
 		return nil

@@ -2,6 +2,7 @@ package pop3_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -239,4 +240,22 @@ func TestMessageMayLookOdd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTooManyCaps: a CAPA listing without end is cut short.
+func TestTooManyCaps(t *testing.T) {
+	s := runScript(t, nil, func(p *peer) {
+		p.write(rfcGreeting)
+		p.expect("CAPA")
+		lines := []string{"+OK"}
+		for i := 0; i < 1001; i++ {
+			lines = append(lines, fmt.Sprintf("X-CAP-%d", i))
+		}
+		p.write(append(lines, ".")...)
+	})
+	c := s.client()
+	if _, err := c.Capa().Wait(); !isProtocolError(err) {
+		t.Fatalf("CAPA: %v, want a *ProtocolError", err)
+	}
+	s.checkTranscript("CAPA")
 }
