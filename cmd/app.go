@@ -109,6 +109,8 @@ func newApp(g *globalOptions) *cli.App {
 			checkCommand(g),
 			configCommand(g),
 			cacheCommand(g),
+			completionCommand(g),
+			manCommand(g),
 		},
 	}
 	return app
