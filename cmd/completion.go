@@ -81,7 +81,7 @@ func manCommand(g *globalOptions) *cli.Command {
 		Usage:  "print the manual page (roff)",
 		Hidden: true,
 		Action: func(c *cli.Context) error {
-			s, err := c.App.ToMan()
+			s, err := c.App.ToManWithSection(1)
 			if err != nil {
 				return err
 			}
