@@ -106,6 +106,7 @@ func newApp(g *globalOptions) *cli.App {
 			demoCommand(g),
 			passwordCommand(g),
 			oauthCommand(g),
+			serverinfoCommand(g),
 			checkCommand(g),
 			configCommand(g),
 			cacheCommand(g),

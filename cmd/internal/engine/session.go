@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"strconv"
@@ -43,7 +44,7 @@ func tlsConfig(a *config.Account) (*tls.Config, error) {
 			}
 			sum := sha256.Sum256(cs.PeerCertificates[0].Raw)
 			if got := hex.EncodeToString(sum[:]); got != want {
-				return fmt.Errorf("certificate fingerprint sha256:%s does not match tls_fingerprint sha256:%s", got, want)
+				return &PinError{Got: "sha256:" + got, Want: "sha256:" + want}
 			}
 			return nil
 		}
@@ -64,6 +65,14 @@ func tlsConfig(a *config.Account) (*tls.Config, error) {
 		cfg.RootCAs = pool
 	}
 	return cfg, nil
+}
+
+// PinError is a server certificate that is not the one tls_fingerprint
+// pins. Both fingerprints are "sha256:" and 64 lower-case hex digits.
+type PinError struct{ Got, Want string }
+
+func (e *PinError) Error() string {
+	return fmt.Sprintf("certificate fingerprint %s does not match tls_fingerprint %s", e.Got, e.Want)
 }
 
 // isLoopback reports whether addr is a loopback address.
@@ -111,7 +120,7 @@ func connect(ctx context.Context, a *config.Account, opts *pop3.Options) (*pop3.
 	case config.TLSStartTLS:
 		c, err = pop3.DialStartTLS(ctx, addr, opts)
 		if errors.Is(err, pop3.ErrNoSTLS) {
-			err = fmt.Errorf("%s offers no STLS, and tls = \"starttls\" forbids going on without TLS: %w", a.Host, err)
+			err = noSTLSError(a, err)
 		}
 	default:
 		c, err = pop3.Dial(ctx, addr, opts)
@@ -131,6 +140,12 @@ func connect(ctx context.Context, a *config.Account, opts *pop3.Options) (*pop3.
 		}
 	}
 	return c, nil
+}
+
+// noSTLSError refuses a server without STLS for tls = "starttls" (RFC 2595
+// §4; CONTRACT §6: never a silent fall-back to plaintext).
+func noSTLSError(a *config.Account, err error) error {
+	return fmt.Errorf("%s offers no STLS, and tls = \"starttls\" forbids going on without TLS: %w", a.Host, err)
 }
 
 func isRefusal(err error) bool {
@@ -233,4 +248,114 @@ func chooseAuth(c *pop3.Client, a *config.Account) (config.AuthMethod, error) {
 		return config.AuthAPOP, nil
 	}
 	return "", &ConfigError{Msg: "the server offers no authentication method that popfetch can use safely here; set auth explicitly"}
+}
+
+// ServerInfo is what Probe learned of a server without logging in.
+type ServerInfo struct {
+	// Addr is the address connected to.
+	Addr net.Addr
+	// Greeting is the text of the greeting, after "+OK".
+	Greeting string
+	// APOP reports whether the greeting carries an APOP timestamp.
+	APOP bool
+	// CapsBeforeTLS are the capabilities listed before STLS (tls =
+	// "starttls" only); nil if CAPA was refused.
+	CapsBeforeTLS pop3.Caps
+	// Caps are the capabilities of the connection a login would use (after
+	// STLS); nil if CAPA was refused or, for starttls, STLS failed.
+	Caps pop3.Caps
+	// TLS is the state of the TLS connection, nil without TLS.
+	TLS *tls.ConnectionState
+	// Untrusted is why the certificate was not trusted, nil if it was
+	// (or there is no TLS). The rest of the information then comes from a
+	// second connection made without verification.
+	Untrusted error
+}
+
+// Probe connects to the account's server as a fetch would (tls mode,
+// tls_ca_file, tls_fingerprint), reads the greeting, asks for the
+// capabilities and quits. It never logs in and never asks for a credential,
+// so unlike a fetch it also connects without TLS to any host.
+//
+// When the certificate is not trusted (verification failed, or it is not
+// the pinned one), Probe connects once more without verification, only to
+// learn the certificate and what else the server says, so that the user
+// can judge it; it returns that information with ServerInfo.Untrusted set
+// and, as the error, the verification failure of the first connection.
+// Other failures return what was learned before them (possibly nil) and
+// the error.
+func Probe(ctx context.Context, a *config.Account, log *slog.Logger) (*ServerInfo, error) {
+	tc, err := tlsConfig(a)
+	if err != nil {
+		return nil, err
+	}
+	opts := &pop3.Options{TLSConfig: tc, Timeout: a.Timeout, Logger: log}
+	info, err := probe(ctx, a, opts)
+	if err == nil || !isCertificateError(err) {
+		return info, err
+	}
+	display := tc.Clone()
+	display.InsecureSkipVerify = true
+	display.VerifyConnection = nil
+	opts.TLSConfig = display
+	if shown, _ := probe(ctx, a, opts); shown != nil && shown.TLS != nil {
+		shown.Untrusted = err
+		return shown, err
+	}
+	return info, err
+}
+
+// isCertificateError reports whether err is a certificate that failed
+// verification or the pin, as opposed to a handshake that failed.
+func isCertificateError(err error) bool {
+	var verr *tls.CertificateVerificationError
+	var perr *PinError
+	return errors.As(err, &verr) || errors.As(err, &perr)
+}
+
+func probe(ctx context.Context, a *config.Account, opts *pop3.Options) (*ServerInfo, error) {
+	addr := net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
+	var c *pop3.Client
+	var err error
+	if a.TLS == config.TLSImplicit {
+		c, err = pop3.DialTLS(ctx, addr, opts)
+	} else {
+		c, err = pop3.Dial(ctx, addr, opts)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	defer context.AfterFunc(ctx, func() { c.Close() })()
+	info := &ServerInfo{Addr: c.RemoteAddr(), Greeting: c.Greeting(), APOP: c.APOPTimestamp() != ""}
+	info.TLS = tlsState(c)
+	if _, err := c.Capa().Wait(); err != nil && !isRefusal(err) {
+		return info, err
+	}
+	if a.TLS == config.TLSStartTLS {
+		info.CapsBeforeTLS = c.Caps()
+		if err := c.StartTLS(ctx, opts.TLSConfig); err != nil {
+			if errors.Is(err, pop3.ErrNoSTLS) {
+				c.Quit()
+				return info, noSTLSError(a, err)
+			}
+			return info, err
+		}
+		info.TLS = tlsState(c)
+		// RFC 2595 §4: the capabilities may differ once protected.
+		if _, err := c.Capa().Wait(); err != nil && !isRefusal(err) {
+			return info, err
+		}
+	}
+	info.Caps = c.Caps()
+	// What was to be learned is learned; a QUIT that fails changes nothing.
+	c.Quit()
+	return info, nil
+}
+
+func tlsState(c *pop3.Client) *tls.ConnectionState {
+	if cs, ok := c.TLSConnectionState(); ok {
+		return &cs
+	}
+	return nil
 }
