@@ -78,7 +78,9 @@ func exitCode(err error) int {
 		switch {
 		case popErr.Temporary():
 			return exitTempFail
-		case popErr.Code == pop3.CodeSysPerm:
+		case popErr.Code == pop3.CodeSysPerm, popErr.Command == "STLS":
+			// A server that refuses STLS cannot be used with tls =
+			// "starttls": like a failed handshake, not a protocol error.
 			return exitUnavailable
 		case popErr.Code == pop3.CodeAuth || errors.As(err, &authErr):
 			return exitNoPerm
