@@ -3,14 +3,12 @@ package cmd
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
 
-	"github.com/zalando/go-keyring"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 )
@@ -54,7 +52,7 @@ func (c *accountCredentials) Password(ctx context.Context) (string, error) {
 	if a.Password != "" {
 		return string(a.Password), nil
 	}
-	pw, err := keyring.Get(keyringService, a.Key())
+	pw, err := keyringGet(a.Key())
 	if err == nil && pw != "" {
 		return pw, nil
 	}
@@ -62,7 +60,7 @@ func (c *accountCredentials) Password(ctx context.Context) (string, error) {
 		return c.prompt(fmt.Sprintf("password for %s", a.Key()))
 	}
 	msg := fmt.Sprintf("no password for %s: set password_command, or store one with `popfetch password set %s`", a.Key(), a.Name)
-	if err != nil && !errors.Is(err, keyring.ErrNotFound) {
+	if err != nil {
 		return "", &credentialError{account: a.Name, msg: msg + " (the OS keyring could not be read)", err: err}
 	}
 	return "", &credentialError{account: a.Name, msg: msg}

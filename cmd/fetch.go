@@ -153,7 +153,7 @@ func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Accoun
 			alog := log.With("account", a.Name)
 			opts := engine.Options{
 				Account:        a,
-				Credentials:    &accountCredentials{acct: a, prompt: r.prompt},
+				Credentials:    &accountCredentials{acct: a, prompt: r.prompt, log: alog},
 				Log:            alog,
 				Trace:          g.verbose >= 2,
 				AcceptAllAsNew: r.acceptAllAsNew,

@@ -2,6 +2,8 @@ package cmd
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/zalando/go-keyring"
 
@@ -33,10 +35,31 @@ func keyringUnavailable(err error) error {
 		"over D-Bus, e.g. gnome-keyring or KeePassXC)", err: err}
 }
 
+// keyringTimeout bounds a keyring lookup: a locked keyring makes the
+// Secret Service wait for an unlock prompt that nobody answers under cron,
+// and go-keyring has no way to give up.
+const keyringTimeout = 15 * time.Second
+
 // keyringGet returns the secret under key, "" if there is none, or the
 // error of keyringUnavailable.
 func keyringGet(key string) (string, error) {
-	v, err := keyring.Get(keyringService, key)
+	type result struct {
+		v   string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := keyring.Get(keyringService, key)
+		done <- result{v, err}
+	}()
+	var v string
+	var err error
+	select {
+	case r := <-done:
+		v, err = r.v, r.err
+	case <-time.After(keyringTimeout):
+		err = fmt.Errorf("no answer from the Secret Service in %v: is the keyring locked?", keyringTimeout)
+	}
 	switch {
 	case errors.Is(err, keyring.ErrNotFound):
 		return "", nil
