@@ -191,27 +191,3 @@ func TestUnsolicited(t *testing.T) {
 		t.Fatalf("got %q %q", a, b)
 	}
 }
-
-// TestSetFaults: faults set while the server runs apply to the next
-// session, not to the one under way.
-func TestSetFaults(t *testing.T) {
-	s := pop3test.NewServer()
-	s.AddUser("alice", "secret")
-	start(t, s)
-	c1 := login(t, s)
-	s.SetFaults(pop3test.Faults{HideCaps: []string{"UIDL"}})
-	c2 := dial(t, s)
-	c2.line()
-	c2.ok("USER alice")
-	if got := c2.cmd("PASS secret"); !strings.HasPrefix(got, "-ERR [IN-USE]") {
-		t.Fatalf("second session: %q", got)
-	}
-	c1.ok("UIDL")
-	c1.multi()
-	c1.ok("QUIT")
-	c2.ok("USER alice")
-	c2.ok("PASS secret")
-	if got := c2.cmd("UIDL"); !strings.HasPrefix(got, "-ERR") {
-		t.Fatalf("UIDL hidden, but %q", got)
-	}
-}

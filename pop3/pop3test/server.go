@@ -32,7 +32,7 @@ type User struct {
 
 // Faults change how the server behaves, to test a client against servers
 // that are strict, old, slow or broken. The zero value is a well-behaved
-// server. Set them before Start, or with SetFaults between sessions.
+// server. Set them before Start, or between sessions.
 type Faults struct {
 	// Greeting replaces the greeting line (without CRLF).
 	Greeting string
@@ -220,7 +220,6 @@ func (s *Server) serve() {
 		s.conns[conn] = struct{}{}
 		s.sessions++
 		s.wg.Add(1)
-		faults := s.Faults
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
@@ -228,7 +227,7 @@ func (s *Server) serve() {
 			if s.implicit {
 				conn = tls.Server(conn, s.tlsConf)
 			}
-			sess := &session{srv: s, f: faults, conn: conn, started: time.Now()}
+			sess := &session{srv: s, f: &s.Faults, conn: conn, started: time.Now()}
 			sess.run()
 			s.mu.Lock()
 			delete(s.conns, sess.conn)
@@ -237,15 +236,6 @@ func (s *Server) serve() {
 			sess.conn.Close()
 		}()
 	}
-}
-
-// SetFaults replaces Faults for the sessions accepted from then on. Unlike
-// assigning to the field, it is safe while the server runs, e.g. to remove
-// a fault between two runs of a client.
-func (s *Server) SetFaults(f Faults) {
-	s.mu.Lock()
-	s.Faults = f
-	s.mu.Unlock()
 }
 
 // hidden reports whether the session's faults hide a capability.
@@ -284,7 +274,7 @@ func (s *Server) record(line string) {
 // session is one client connection.
 type session struct {
 	srv     *Server
-	f       Faults    // the server's Faults when the session began
+	f       *Faults   // the server's Faults, read as the session goes
 	started time.Time // accepted, before any TLS handshake
 	waiting time.Time // since when all was answered and nothing more came
 	conn    net.Conn
