@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/cmd/internal/engine"
+	"github.com/popfetch/popfetch/pop3"
 )
 
 // fetchOptions are fetch's flags.
@@ -200,6 +202,9 @@ func report(g *globalOptions, runs []accountRun) error {
 			continue
 		}
 		fmt.Fprintf(g.stderr, "popfetch: %s: error: %v\n", r.acct.Name, r.err)
+		if h := hint(r.acct, r.err); h != "" {
+			fmt.Fprintf(g.stderr, "popfetch: hint: %s\n", h)
+		}
 		if first == nil {
 			first = r.err
 		}
@@ -208,6 +213,25 @@ func report(g *globalOptions, runs []accountRun) error {
 		return reportedError{first}
 	}
 	return nil
+}
+
+// hint returns one line of advice for an error a user can act on, or "".
+func hint(a *config.Account, err error) string {
+	var tlsErr *pop3.TLSError
+	var pin *engine.PinError
+	var cert *tls.CertificateVerificationError
+	var alert tls.AlertError
+	switch {
+	case errors.As(err, &pin), errors.As(err, &cert):
+		return fmt.Sprintf("`popfetch serverinfo %s` shows the certificate; trust its CA with tls_ca_file, or pin it with tls_fingerprint", a.Name)
+	case errors.As(err, &alert) && alert == 70: // protocol_version
+		return "the server offers no TLS 1.2 or newer, which popfetch requires"
+	case errors.As(err, &tlsErr):
+		return fmt.Sprintf("`popfetch serverinfo %s` shows what the server offers", a.Name)
+	case errors.Is(err, engine.ErrLocked):
+		return "the lock is an flock(2) lock and dies with its process: another run or a daemon is fetching now"
+	}
+	return ""
 }
 
 // handleSignals makes the first SIGINT or SIGTERM a graceful stop (finish
