@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"strings"
 
-
 	"github.com/popfetch/popfetch/cmd/internal/config"
 )
 
