@@ -393,7 +393,7 @@ func (r *run) due() bool {
 // must stop the run; a failure of this message alone is recorded and nil
 // returned.
 func (r *run) fetchOne(m message, retr pop3.RetrCommand) error {
-	body, err := retr.Body()
+	msg, err := retr.Body()
 	if err != nil {
 		if isRefusal(err) {
 			r.messageFailed(m, err)
@@ -401,6 +401,9 @@ func (r *run) fetchOne(m message, retr pop3.RetrCommand) error {
 		}
 		return fmt.Errorf("retrieving message %d (uid %q): %w", m.num, m.uid, err)
 	}
+	// Every read of the message, and the draining of what is left after
+	// a failure, stays within overrunLimit of its LIST size.
+	body := newBoundedBody(r.c, m, msg)
 	defer body.Close()
 	src, env := r.prepare(body)
 	if err := r.target.Deliver(env, src); err != nil {
