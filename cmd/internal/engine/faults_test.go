@@ -8,9 +8,11 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/popfetch/popfetch/pop3"
 	"github.com/popfetch/popfetch/pop3/pop3test"
+	"github.com/popfetch/popfetch/uidcache"
 )
 
 // Engine behaviours for broken servers (issue 7). The whole fault suite,
@@ -130,5 +132,78 @@ func TestOverrunWithinBound(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), "differs from the server's LIST size") {
 		t.Fatalf("no note of the size mismatch:\n%s", f.logs)
+	}
+}
+
+// TestSharedUIDNotDeletedUnseen: a UID listed for two messages is never
+// deleted unseen, even if the cache says it was delivered: both are
+// retrieved again (a duplicate at worst); a unique one is deleted unseen.
+func TestSharedUIDNotDeletedUnseen(t *testing.T) {
+	f := newFixture(t, 0)
+	f.mb.AddWithUID("dup", testMessage(0))
+	f.mb.AddWithUID("dup", testMessage(1))
+	f.mb.AddWithUID("once", testMessage(2))
+	c, err := uidcache.Open(f.acct.StateDir, f.acct.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Put("dup", uidcache.Entry{Seen: time.Now(), State: uidcache.Deleted})
+	c.Put("once", uidcache.Entry{Seen: time.Now(), State: uidcache.Deleted})
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.run(t, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Fetched != 2 || res.Deleted != 3 || f.mb.Len() != 0 {
+		t.Fatalf("%+v, %d on the server", res, f.mb.Len())
+	}
+	got := f.deliveredCount(t)
+	if got["message 0"] != 1 || got["message 1"] != 1 || got["message 2"] != 0 {
+		t.Fatalf("delivered %v", got)
+	}
+	if !strings.Contains(f.logs.String(), "same UID to several messages") {
+		t.Fatalf("no warning:\n%s", f.logs)
+	}
+}
+
+// TestSharedUIDKeep: in keep mode, messages sharing a UID are all
+// retrieved the first time and left alone after, also by delete_after.
+func TestSharedUIDKeep(t *testing.T) {
+	f := newFixture(t, 0)
+	f.acct.Keep = true
+	f.acct.DeleteAfter = time.Hour
+	now := time.Now()
+	f.mb.AddWithUID("dup", testMessage(0))
+	f.mb.AddWithUID("dup", testMessage(1))
+	f.mb.AddWithUID("x", testMessage(2))
+	res, err := f.run(t, Options{Now: func() time.Time { return now }})
+	if err != nil || res.Fetched != 3 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	res, err = f.run(t, Options{Now: func() time.Time { return now.Add(2 * time.Hour) }})
+	if err != nil || res.Fetched != 0 || res.Deleted != 1 || f.mb.Len() != 2 {
+		t.Fatalf("later: %+v %v; %d on the server, want the two sharing a UID", res, err, f.mb.Len())
+	}
+}
+
+// TestEmptyUID: a UIDL line without a UID breaks RFC 1939 §7 (1 to 70
+// characters) and cannot be told apart from others: a protocol error,
+// before anything is retrieved.
+func TestEmptyUID(t *testing.T) {
+	f := newFixture(t, 0)
+	f.mb.AddWithUID("a", testMessage(0))
+	f.mb.AddWithUID("", testMessage(1))
+	_, err := f.run(t, Options{})
+	if !isProtocolError(err) {
+		t.Fatalf("got %v, want a protocol error", err)
+	}
+	if f.mb.Len() != 2 {
+		t.Fatal("touched the server")
+	}
+	f.mb.Messages()[1].UID = "b"
+	if res, err := f.run(t, Options{}); err != nil || res.Fetched != 2 {
+		t.Fatalf("rerun: %+v %v", res, err)
 	}
 }

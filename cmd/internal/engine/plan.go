@@ -52,20 +52,36 @@ func (r *run) plan(msgs []message) (plan, error) {
 	}
 	now := r.now()
 	limit := a.MaxMessages
+	shared := sharedUIDs(msgs)
 	for _, m := range msgs {
 		e, cached := cache.Get(m.uid)
+		unseen := false // delete without retrieving
 		switch {
 		case cached && e.State == uidcache.Deleted && !a.Keep:
 			// delivered in a session whose QUIT never completed
-			p.dele = append(p.dele, m)
-			continue
+			unseen = true
 		case cached && e.State != uidcache.Skipped && !a.FetchAll:
-			if !a.Keep {
-				p.dele = append(p.dele, m) // retrieved before, in keep mode
-			} else if a.DeleteAfter > 0 && now.Sub(e.Seen) > a.DeleteAfter {
-				p.dele = append(p.dele, m)
+			// retrieved before: in keep mode, deleted once old enough;
+			// else retrieved in keep mode and now to be deleted
+			unseen = !a.Keep || (a.DeleteAfter > 0 && now.Sub(e.Seen) > a.DeleteAfter)
+			if !unseen {
+				continue
 			}
-			continue
+		}
+		if unseen {
+			// RFC 1939 §7 makes a UID name one message. A UID that names
+			// several cannot tell which of them was delivered before (a
+			// message can come in later under the UID of one delivered):
+			// none of them is deleted unseen. In keep mode they stay as
+			// they are; else they are retrieved again, which is at worst
+			// a duplicate, never a loss.
+			if shared[m.uid] == 0 {
+				p.dele = append(p.dele, m)
+				continue
+			}
+			if a.Keep {
+				continue
+			}
 		}
 		if a.MaxSize > 0 && m.size > a.MaxSize {
 			if !cached {
@@ -82,5 +98,33 @@ func (r *run) plan(msgs []message) (plan, error) {
 		p.fetch = append(p.fetch, m)
 	}
 	r.res.New = len(p.fetch)
+	if len(shared) > 0 {
+		n, example := 0, ""
+		for uid, k := range shared {
+			n += k
+			if example == "" || uid < example {
+				example = uid
+			}
+		}
+		r.log.Warn("the server gives the same UID to several messages (RFC 1939 §7 wants each unique): "+
+			"popfetch retrieves them all, but cannot tell them apart later; in keep mode a new message "+
+			"under a UID already retrieved is not seen", "messages", n, "uids", len(shared), "example", example)
+	}
 	return p, nil
+}
+
+// sharedUIDs returns the UIDs listed for more than one message, with how
+// many messages each names.
+func sharedUIDs(msgs []message) map[string]int {
+	count := make(map[string]int, len(msgs))
+	for _, m := range msgs {
+		count[m.uid]++
+	}
+	shared := map[string]int{}
+	for uid, n := range count {
+		if n > 1 {
+			shared[uid] = n
+		}
+	}
+	return shared
 }
