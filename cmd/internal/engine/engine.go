@@ -93,6 +93,7 @@ type run struct {
 	dele     []pendingDele
 	limits   batchLimits
 	failure  error // the first per-message failure, reported at the end
+	noUIDL   bool  // the server refused UIDL: no message has a UID
 }
 
 type delivered struct {
@@ -222,7 +223,23 @@ func (r *run) open(ctx context.Context) (msgs []message, closeSession func(), er
 		if !isRefusal(uerr) {
 			return nil, nil, uerr
 		}
-		return nil, nil, fmt.Errorf("the server does not support UIDL, so popfetch cannot tell new messages from old ones: %w", uerr)
+		// RFC 1939 §7: UIDL is optional. Without it, keep mode cannot
+		// tell new messages from old ones, and is refused. Delete mode
+		// needs no memory: every message listed is new, retrieved,
+		// delivered and deleted. What it loses is recovery: a session
+		// whose QUIT never completed leaves its messages on the server
+		// and nothing to recognise them by, so the next run delivers
+		// them again. A duplicate, never a loss.
+		if a.Keep {
+			return nil, nil, &NoUIDLError{Err: uerr}
+		}
+		r.noUIDL = true
+		r.log.Info("the server does not support UIDL: every message is retrieved and deleted; " +
+			"if a session breaks off, the next run delivers its messages again")
+		if msgs, err = listOnly(sizes); err != nil {
+			return nil, nil, err
+		}
+		return msgs, release, nil
 	}
 	if msgs, err = merge(uids, sizes); err != nil {
 		return nil, nil, err
@@ -284,6 +301,20 @@ func merge(uids, sizes []pop3.MessageInfo) ([]message, error) {
 	}
 	if len(msgs) != len(sizes) {
 		return nil, &pop3.ProtocolError{Command: "LIST", Msg: fmt.Sprintf("LIST lists %d messages, UIDL %d", len(sizes), len(msgs))}
+	}
+	return msgs, nil
+}
+
+// listOnly makes the messages of a LIST without UIDL: no UIDs.
+func listOnly(sizes []pop3.MessageInfo) ([]message, error) {
+	msgs := make([]message, 0, len(sizes))
+	seen := make(map[int]bool, len(sizes))
+	for _, s := range sizes {
+		if seen[s.Number] {
+			return nil, &pop3.ProtocolError{Command: "LIST", Msg: fmt.Sprintf("message %d is listed twice", s.Number)}
+		}
+		seen[s.Number] = true
+		msgs = append(msgs, message{num: s.Number, size: s.Size})
 	}
 	return msgs, nil
 }
@@ -463,6 +494,12 @@ func (r *run) commit() error {
 	}
 	now := r.now()
 	for _, d := range batch {
+		if r.noUIDL {
+			// nothing to record a message by
+			r.res.Fetched++
+			r.res.Bytes += d.bytes
+			continue
+		}
 		seen := now
 		if e, ok := r.cache.Get(d.msg.uid); ok {
 			seen = e.Seen

@@ -23,6 +23,19 @@ func (e *CacheMismatchError) Error() string {
 		e.Cached, e.Path, e.Listed)
 }
 
+// NoUIDLError is a server without UIDL (RFC 1939 §7) for an account in
+// keep mode, which must remember what it retrieved by UID. The server does
+// nothing wrong, it lacks what popfetch needs here: like a server that
+// cannot be used, this exits 69 (EX_UNAVAILABLE), not 76. Err is the
+// server's refusal; it is not unwrapped, so that a -ERR without a code
+// does not read as a broken protocol.
+type NoUIDLError struct{ Err error }
+
+func (e *NoUIDLError) Error() string {
+	return fmt.Sprintf("the server does not support UIDL (%v), so with keep = true popfetch cannot "+
+		"tell new messages from old ones; with keep = false it retrieves and deletes every message", e.Err)
+}
+
 // ConfigError is a problem of the account's settings found when running,
 // such as credentials that would go out in the clear or a missing password.
 type ConfigError struct{ Msg string }

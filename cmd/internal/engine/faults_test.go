@@ -207,3 +207,55 @@ func TestEmptyUID(t *testing.T) {
 		t.Fatalf("rerun: %+v %v", res, err)
 	}
 }
+
+// TestNoUIDL: keep mode is refused with NoUIDLError; delete mode fetches
+// and deletes every message, recording nothing.
+func TestNoUIDL(t *testing.T) {
+	f := newFixture(t, 5)
+	f.srv.Faults.HideCaps = []string{"UIDL"}
+	f.acct.Keep = true
+	_, err := f.run(t, Options{})
+	var nu *NoUIDLError
+	if !errors.As(err, &nu) || isProtocolError(err) {
+		t.Fatalf("keep: got %v, want NoUIDLError", err)
+	}
+	var pe *pop3.Error
+	if errors.As(err, &pe) {
+		t.Fatal("NoUIDLError unwraps to the -ERR, which maps to exit 76")
+	}
+	if f.mb.Len() != 5 {
+		t.Fatal("keep mode without UIDL touched the server")
+	}
+	f.acct.Keep = false
+	res, err := f.run(t, Options{})
+	if err != nil || res.Fetched != 5 || res.Deleted != 5 || f.mb.Len() != 0 {
+		t.Fatalf("delete mode: %+v %v, %d left", res, err, f.mb.Len())
+	}
+	c, _ := uidcache.Open(f.acct.StateDir, f.acct.Key())
+	if c.Len() != 0 {
+		t.Fatalf("cache holds %v", c.UIDs())
+	}
+}
+
+// TestNoUIDLQuitLost: without UIDL, a session whose QUIT is not answered
+// is fetched again: duplicates, not losses.
+func TestNoUIDLQuitLost(t *testing.T) {
+	f := newFixture(t, 3)
+	f.srv.Faults.HideCaps = []string{"UIDL"}
+	f.srv.Faults.DropQuit = true
+	if _, err := f.run(t, Options{}); err == nil {
+		t.Fatal("no error")
+	}
+	f.srv.Faults.DropQuit = false
+	if _, err := f.run(t, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for s, n := range f.deliveredCount(t) {
+		if n != 2 {
+			t.Errorf("%q delivered %d times, want 2", s, n)
+		}
+	}
+	if f.mb.Len() != 0 {
+		t.Fatal("not deleted")
+	}
+}

@@ -24,6 +24,9 @@ const (
 func (r *run) plan(msgs []message) (plan, error) {
 	a, cache := r.acct, r.cache
 	var p plan
+	if r.noUIDL {
+		return r.planWithoutUIDs(msgs), nil
+	}
 	listed := make(map[string]bool, len(msgs))
 	known := 0
 	for _, m := range msgs {
@@ -111,6 +114,30 @@ func (r *run) plan(msgs []message) (plan, error) {
 			"under a UID already retrieved is not seen", "messages", n, "uids", len(shared), "example", example)
 	}
 	return p, nil
+}
+
+// planWithoutUIDs retrieves every message, within max_size and
+// max_messages, for a server without UIDL (delete mode only; see open).
+// The cache is neither read nor changed: it holds nothing of these
+// messages. A message too large is reported on every run, as nothing can
+// remember it was.
+func (r *run) planWithoutUIDs(msgs []message) plan {
+	a := r.acct
+	var p plan
+	for _, m := range msgs {
+		if a.MaxSize > 0 && m.size > a.MaxSize {
+			r.log.Warn("message larger than max_size left on the server",
+				"number", m.num, "size", m.size, "max_size", a.MaxSize)
+			r.res.Skipped++
+			continue
+		}
+		if a.MaxMessages > 0 && len(p.fetch) >= a.MaxMessages {
+			continue
+		}
+		p.fetch = append(p.fetch, m)
+	}
+	r.res.New = len(p.fetch)
+	return p
 }
 
 // sharedUIDs returns the UIDs listed for more than one message, with how
