@@ -94,6 +94,7 @@ type run struct {
 	limits   batchLimits
 	failure  error // the first per-message failure, reported at the end
 	noUIDL   bool  // the server refused UIDL: no message has a UID
+	refused  bool  // the last RETR was refused (see resync)
 }
 
 type delivered struct {
@@ -396,10 +397,19 @@ func (r *run) fetch(msgs []message) error {
 			issued++
 		}
 		ahead -= m.size
+		r.refused = false
 		err := r.fetchOne(m, retrs[i])
 		retrs[i] = pop3.RetrCommand{}
 		if err != nil {
 			return errors.Join(err, r.commit())
+		}
+		if r.refused && issued > i+1 && r.c.Pipelining() {
+			r.refused = false
+			if err := r.resync(msgs[i+1:issued], retrs[i+1:issued]); err != nil {
+				return errors.Join(err, r.commit())
+			}
+			// ask again for what was dropped
+			issued, ahead = i+1, 0
 		}
 		if r.due() {
 			if err := r.commit(); err != nil {
@@ -411,6 +421,37 @@ func (r *run) fetch(msgs []message) error {
 		}
 	}
 	return r.commit()
+}
+
+// resync follows a refused RETR while more RETRs are in flight. A -ERR
+// is one line with no body (RFC 1939 §3), so a -ERR that the server sent
+// unasked looks just like a refusal, and then each message in flight is
+// the answer to the RETR before its own: delivering it would record it
+// under the next message's UID, which a later run deletes unseen. So the
+// messages in flight are read and dropped, undelivered, and a NOOP goes
+// out: once every command sent has its answer, the pop3 client fails if
+// more has come (an out-of-step session leaves a whole message over).
+// If the NOOP comes back clean, the session is in step and the dropped
+// messages are asked for again. Lock-step, the client checks after every
+// answer, and this is not needed.
+func (r *run) resync(msgs []message, inflight []pop3.RetrCommand) error {
+	for i, rc := range inflight {
+		inflight[i] = pop3.RetrCommand{}
+		msg, err := rc.Body()
+		if isRefusal(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("retrieving message %d (uid %q) after the refusal of another: %w", msgs[i].num, msgs[i].uid, err)
+		}
+		if err := newBoundedBody(r.c, msgs[i], msg).Close(); err != nil {
+			return fmt.Errorf("retrieving message %d (uid %q) after the refusal of another: %w", msgs[i].num, msgs[i].uid, err)
+		}
+	}
+	if err := r.c.Noop().Wait(); err != nil {
+		return fmt.Errorf("checking that the session is in step after a refused RETR: %w", err)
+	}
+	return nil
 }
 
 // due reports whether the batch should be committed now.
@@ -427,6 +468,7 @@ func (r *run) fetchOne(m message, retr pop3.RetrCommand) error {
 	msg, err := retr.Body()
 	if err != nil {
 		if isRefusal(err) {
+			r.refused = true
 			r.messageFailed(m, err)
 			return nil
 		}

@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,5 +258,86 @@ func TestNoUIDLQuitLost(t *testing.T) {
 	}
 	if f.mb.Len() != 0 {
 		t.Fatal("not deleted")
+	}
+}
+
+// TestRefusedRETRInStep: a RETR refused while others are in flight; the
+// session is in step, so the others are asked for again and delivered.
+func TestRefusedRETRInStep(t *testing.T) {
+	f := newFixture(t, 6)
+	var on atomic.Bool
+	on.Store(true)
+	f.srv.Faults.Respond = func(cmd string, args []string) (string, bool) {
+		if on.Load() && cmd == "RETR" && args[0] == "2" {
+			return "-ERR [SYS/TEMP] cannot read that one now", true
+		}
+		return "", false
+	}
+	res, err := f.run(t, Options{})
+	var pe *pop3.Error
+	if !errors.As(err, &pe) || pe.Code != pop3.CodeSysTemp {
+		t.Fatalf("got %v, want the SYS/TEMP refusal", err)
+	}
+	if res.Fetched != 5 || f.mb.Len() != 1 {
+		t.Fatalf("%+v, %d on the server", res, f.mb.Len())
+	}
+	noops := 0
+	for _, l := range f.srv.Received() {
+		if l == "NOOP" {
+			noops++
+		}
+	}
+	if noops != 1 {
+		t.Fatalf("%d NOOPs, want 1", noops)
+	}
+	on.Store(false)
+	if _, err := f.run(t, Options{}); err != nil || f.mb.Len() != 0 {
+		t.Fatalf("rerun: %v", err)
+	}
+	for s, n := range f.deliveredCount(t) {
+		if n != 1 {
+			t.Errorf("%q delivered %d times", s, n)
+		}
+	}
+}
+
+// TestUnaskedErrBeforeRETR: an extra -ERR in front of RETR 2's answer.
+// Without the resync, message 2 would be delivered as message 3 and so on,
+// and the next run would delete one unseen. It is a protocol error; only
+// message 1 is delivered and recorded.
+func TestUnaskedErrBeforeRETR(t *testing.T) {
+	f := newFixture(t, 6)
+	var on atomic.Bool
+	on.Store(true)
+	f.srv.Faults.Unsolicited = func(cmd string, args []string) []string {
+		if on.Load() && cmd == "RETR" && args[0] == "1" {
+			return []string{"-ERR"}
+		}
+		return nil
+	}
+	_, err := f.run(t, Options{})
+	if !isProtocolError(err) {
+		t.Fatalf("got %v, want a protocol error", err)
+	}
+	if f.mb.Len() != 6 {
+		t.Fatal("something was deleted")
+	}
+	if got := f.deliveredCount(t); len(got) != 1 || got["message 0"] != 1 {
+		t.Fatalf("delivered %v, want message 0 alone", got)
+	}
+	c, _ := uidcache.Open(f.acct.StateDir, f.acct.Key())
+	if uids := c.UIDs(); len(uids) != 1 || uids[0] != f.mb.Messages()[0].UID {
+		t.Fatalf("cache holds %v", uids)
+	}
+	on.Store(false)
+	if _, err := f.run(t, Options{}); err != nil || f.mb.Len() != 0 {
+		t.Fatalf("rerun: %v", err)
+	}
+	got := f.deliveredCount(t)
+	for i := 0; i < 6; i++ {
+		if got[fmt.Sprintf("message %d", i)] != 1 {
+			t.Errorf("after the rerun: %v", got)
+			break
+		}
 	}
 }
