@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
@@ -113,6 +114,16 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	err := r.run(ctx)
 	if err == nil {
 		err = r.failure
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		// "i/o timeout" deep in the chain does not say whose: a server
+		// that stopped sending for longer than the account's timeout
+		timeout := r.acct.Timeout
+		if timeout <= 0 {
+			timeout = pop3.DefaultTimeout
+		}
+		err = fmt.Errorf("the server sent nothing for %v (the account's timeout): %w", timeout, err)
 	}
 	return r.res, err
 }

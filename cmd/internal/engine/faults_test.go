@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -339,5 +340,32 @@ func TestUnaskedErrBeforeRETR(t *testing.T) {
 			t.Errorf("after the rerun: %v", got)
 			break
 		}
+	}
+}
+
+// TestStallMidRETR: a server that stops sending in the middle of a message
+// is given up after the timeout, with a message that says so.
+func TestStallMidRETR(t *testing.T) {
+	f := newFixture(t, 3)
+	f.acct.Timeout = time.Second
+	f.srv.Faults.Interrupt = func(cmd string, args []string) *pop3test.Interrupt {
+		if cmd == "RETR" && args[0] == "2" {
+			return &pop3test.Interrupt{After: 50, Stall: time.Hour}
+		}
+		return nil
+	}
+	start := time.Now()
+	_, err := f.run(t, Options{})
+	elapsed := time.Since(start)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !strings.Contains(err.Error(), "sent nothing for 1s") {
+		t.Fatalf("got %v, want a timeout that says so", err)
+	}
+	if elapsed > 10*time.Second {
+		t.Fatalf("gave up after %v", elapsed)
+	}
+	f.tmpEmpty(t)
+	if got := f.deliveredCount(t); len(got) != 1 {
+		t.Fatalf("delivered %v", got)
 	}
 }
