@@ -1,0 +1,34 @@
+package e2e
+
+import (
+	"bytes"
+	"net/mail"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDemo is `make demo`: the demo runs with no setup, fetches its sample
+// mail into a Maildir, and says so.
+func TestDemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "popfetch-demo")
+	r := mustRun(t, 0, "demo", "--dir", dir)
+	for _, want := range []string{"fetched 36 messages", "it now holds 0", "fetched 3 new messages"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	msgs := maildirMessages(t, filepath.Join(dir, "Maildir"))
+	if len(msgs) != 39 {
+		t.Fatalf("%d messages in the demo Maildir, want 39", len(msgs))
+	}
+	for _, m := range msgs {
+		msg, err := mail.ReadMessage(bytes.NewReader(m))
+		if err != nil {
+			t.Fatalf("a demo message does not parse: %v", err)
+		}
+		if msg.Header.Get("Subject") == "" || msg.Header.Get("Received") == "" {
+			t.Errorf("a demo message lacks Subject or Received: %v", msg.Header)
+		}
+	}
+}
