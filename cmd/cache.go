@@ -161,60 +161,15 @@ func runCacheForget(g *globalOptions, o *cacheOptions) error {
 	return nil
 }
 
-const upperHex = "0123456789ABCDEF"
-
-// escapeUID shows a UID as the cache file stores it: bytes outside
-// 0x21-0x7E, and %, as %XX (the empty UID as a lone %), so no UID a server
-// sends can garble a terminal or be mistaken for another.
-func escapeUID(uid string) string {
-	if uid == "" {
-		return "%"
-	}
-	var b strings.Builder
-	for i := 0; i < len(uid); i++ {
-		c := uid[i]
-		if c < 0x21 || c > 0x7e || c == '%' {
-			b.WriteByte('%')
-			b.WriteByte(upperHex[c>>4])
-			b.WriteByte(upperHex[c&15])
-		} else {
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
+// escapeUID shows a UID as the cache file stores it (uidcache.EncodeUID),
+// so no UID a server sends can garble a terminal or be mistaken for another.
+func escapeUID(uid string) string { return uidcache.EncodeUID(uid) }
 
 // unescapeUID undoes escapeUID. A string that is not a valid escape is
 // taken as it is.
 func unescapeUID(s string) string {
-	if s == "%" {
-		return ""
+	if uid, err := uidcache.DecodeUID(s); err == nil {
+		return uid
 	}
-	if !strings.Contains(s, "%") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '%' {
-			b.WriteByte(s[i])
-			continue
-		}
-		if i+2 >= len(s) {
-			return s
-		}
-		hi, lo := strings.IndexByte(upperHex, upper(s[i+1])), strings.IndexByte(upperHex, upper(s[i+2]))
-		if hi < 0 || lo < 0 {
-			return s
-		}
-		b.WriteByte(byte(hi<<4 | lo))
-		i += 2
-	}
-	return b.String()
-}
-
-func upper(c byte) byte {
-	if 'a' <= c && c <= 'f' {
-		return c - 'a' + 'A'
-	}
-	return c
+	return s
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/popfetch/popfetch/internal/durable"
 )
 
 // Maildir delivers into a Maildir (https://cr.yp.to/proto/maildir.html):
@@ -117,7 +119,7 @@ func (m *Maildir) Commit() error {
 			return &Error{Target: "maildir", Op: "moving " + p.tmp + " to new/", Err: err}
 		}
 	}
-	if err := syncDir(newDir); err != nil {
+	if err := durable.SyncDir(newDir); err != nil {
 		return &Error{Target: "maildir", Op: "syncing " + newDir, Err: err}
 	}
 	return nil
@@ -168,19 +170,6 @@ func syncAll(batch []pendingFile) error {
 	}
 	wg.Wait()
 	return first
-}
-
-// syncDir fsyncs a directory, making the names in it durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // renameNoReplace renames, failing if dst exists: a name clash must never

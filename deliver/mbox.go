@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/popfetch/popfetch/internal/durable"
 )
 
 // MboxOptions tunes an Mbox. The zero value is ready to use.
@@ -166,7 +168,7 @@ func (m *Mbox) Commit() error {
 	if m.syncDir {
 		// A file we created is lost in a crash, with all it holds,
 		// until its directory entry is on disk.
-		if err := syncDir(filepath.Dir(m.path)); err != nil {
+		if err := durable.SyncDir(filepath.Dir(m.path)); err != nil {
 			m.abort()
 			return &Error{Target: "mbox", Op: "syncing the directory of " + m.path, Err: err}
 		}

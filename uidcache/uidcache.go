@@ -13,6 +13,8 @@ package uidcache
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +23,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/popfetch/popfetch/internal/durable"
 )
 
 // State says what became of a message.
@@ -59,8 +63,25 @@ type Cache struct {
 func FileName(key string) string { return EscapeKey(key) + ".uidl" }
 
 // EscapeKey makes a key safe as a file name: every byte outside
-// [A-Za-z0-9._@+-], and a leading dot, is written as %XX.
-func EscapeKey(key string) string { return escapeName(key) }
+// [A-Za-z0-9._@+-], and a leading dot, is written as %XX. A name longer
+// than maxName is cut to keepName bytes and followed by "~" and the first
+// 32 hex digits of the key's SHA-256, so that with ".uidl", ".lock" and
+// Save's temporary prefix it stays within NAME_MAX (255); "~" is never
+// written otherwise, so a cut name cannot be another key's.
+func EscapeKey(key string) string {
+	name := escapeName(key)
+	if len(name) <= maxName {
+		return name
+	}
+	sum := sha256.Sum256([]byte(key))
+	return name[:keepName] + "~" + hex.EncodeToString(sum[:16])
+}
+
+// Bounds of EscapeKey's names.
+const (
+	maxName  = 200
+	keepName = 160
+)
 
 // Open loads the cache of key from the state directory dir. A missing file
 // is an empty cache; the file is only written by Save.
@@ -206,31 +227,29 @@ func (c *Cache) Save() error {
 		os.Remove(tmp)
 		return fmt.Errorf("uidcache: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("uidcache: syncing %s: %w", dir, err)
 	}
 	c.dirty = false
 	return nil
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 const hexDigits = "0123456789ABCDEF"
 
+// EncodeUID returns a UID as the cache file writes it: itself when it is
+// printable ASCII without spaces or '%', else with every other byte (and
+// '%') as %XX; the empty UID is a lone "%". The result holds no space,
+// tab or line break, so it can be shown and typed back safely.
+func EncodeUID(uid string) string { return encodeUID(uid) }
+
+// DecodeUID undoes EncodeUID. It fails on a malformed escape.
+func DecodeUID(s string) (string, error) { return decodeUID(s) }
+
 // encodeUID writes a UID as itself when it is printable ASCII without
-// spaces, and escapes every other byte, and '%', as %XX.
+// spaces, and escapes every other byte, and '%', as %XX. A leading '#' is
+// escaped too: the line would read as a comment, and the UID be forgotten.
 func encodeUID(uid string) string {
-	clean := true
+	clean := !strings.HasPrefix(uid, "#")
 	for i := 0; i < len(uid); i++ {
 		if b := uid[i]; b < 0x21 || b > 0x7e || b == '%' {
 			clean = false
@@ -246,7 +265,7 @@ func encodeUID(uid string) string {
 	}
 	for i := 0; i < len(uid); i++ {
 		c := uid[i]
-		if c < 0x21 || c > 0x7e || c == '%' {
+		if c < 0x21 || c > 0x7e || c == '%' || (i == 0 && c == '#') {
 			b.WriteByte('%')
 			b.WriteByte(hexDigits[c>>4])
 			b.WriteByte(hexDigits[c&15])
