@@ -94,6 +94,7 @@ type Server struct {
 	waits    int // round trips the clients waited for, see RoundTrips
 	early    int
 	sessions int
+	active   int // sessions not yet ended
 }
 
 // NewServer returns a server with no users; add them with AddUser.
@@ -186,6 +187,15 @@ func (s *Server) Sessions() int {
 	return s.sessions
 }
 
+// Active returns how many sessions are open: a client that drops the
+// connection has ended its session only once the server has seen it, and
+// until then the maildrop stays locked (RFC 1939 §4).
+func (s *Server) Active() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.active
+}
+
 // Close stops listening, drops every open session (committing nothing) and
 // waits for them to end.
 func (s *Server) Close() {
@@ -219,6 +229,7 @@ func (s *Server) serve() {
 		}
 		s.conns[conn] = struct{}{}
 		s.sessions++
+		s.active++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
@@ -232,6 +243,7 @@ func (s *Server) serve() {
 			s.mu.Lock()
 			delete(s.conns, sess.conn)
 			delete(s.conns, conn)
+			s.active--
 			s.mu.Unlock()
 			sess.conn.Close()
 		}()
