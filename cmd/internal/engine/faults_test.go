@@ -52,6 +52,26 @@ func (f *fixture) deliveredCount(t *testing.T) map[string]int {
 	return n
 }
 
+// idle waits until the server has seen every session end: a run that
+// drops the connection leaves the maildrop locked until then (RFC 1939 §4),
+// and a run right after would be told IN-USE.
+func (f *fixture) idle(t *testing.T) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); f.srv.Active() > 0; {
+		if time.Now().After(end) {
+			t.Fatal("the server's sessions did not end")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// rerun runs again once the server has seen the last session end.
+func (f *fixture) rerun(t *testing.T, opts Options) (Result, error) {
+	t.Helper()
+	f.idle(t)
+	return f.run(t, opts)
+}
+
 func isProtocolError(err error) bool {
 	var pe *pop3.ProtocolError
 	return errors.As(err, &pe)
@@ -99,10 +119,10 @@ func TestOverrunGivesUp(t *testing.T) {
 			on.Store(false)
 			if tc == "endless" {
 				// the message now ends; it is small
-				if _, err := f.run(t, Options{}); err != nil {
+				if _, err := f.rerun(t, Options{}); err != nil {
 					t.Fatalf("rerun: %v\n%s", err, f.logs)
 				}
-			} else if _, err := f.run(t, Options{}); err != nil {
+			} else if _, err := f.rerun(t, Options{}); err != nil {
 				t.Fatalf("rerun: %v", err)
 			}
 			got := f.deliveredCount(t)
@@ -184,7 +204,7 @@ func TestSharedUIDKeep(t *testing.T) {
 	if err != nil || res.Fetched != 3 {
 		t.Fatalf("%+v %v", res, err)
 	}
-	res, err = f.run(t, Options{Now: func() time.Time { return now.Add(2 * time.Hour) }})
+	res, err = f.rerun(t, Options{Now: func() time.Time { return now.Add(2 * time.Hour) }})
 	if err != nil || res.Fetched != 0 || res.Deleted != 1 || f.mb.Len() != 2 {
 		t.Fatalf("later: %+v %v; %d on the server, want the two sharing a UID", res, err, f.mb.Len())
 	}
@@ -205,7 +225,7 @@ func TestEmptyUID(t *testing.T) {
 		t.Fatal("touched the server")
 	}
 	f.mb.Messages()[1].UID = "b"
-	if res, err := f.run(t, Options{}); err != nil || res.Fetched != 2 {
+	if res, err := f.rerun(t, Options{}); err != nil || res.Fetched != 2 {
 		t.Fatalf("rerun: %+v %v", res, err)
 	}
 }
@@ -229,7 +249,7 @@ func TestNoUIDL(t *testing.T) {
 		t.Fatal("keep mode without UIDL touched the server")
 	}
 	f.acct.Keep = false
-	res, err := f.run(t, Options{})
+	res, err := f.rerun(t, Options{})
 	if err != nil || res.Fetched != 5 || res.Deleted != 5 || f.mb.Len() != 0 {
 		t.Fatalf("delete mode: %+v %v, %d left", res, err, f.mb.Len())
 	}
@@ -249,7 +269,7 @@ func TestNoUIDLQuitLost(t *testing.T) {
 		t.Fatal("no error")
 	}
 	f.srv.Faults.DropQuit = false
-	if _, err := f.run(t, Options{}); err != nil {
+	if _, err := f.rerun(t, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	for s, n := range f.deliveredCount(t) {
@@ -292,7 +312,7 @@ func TestRefusedRETRInStep(t *testing.T) {
 		t.Fatalf("%d NOOPs, want 1", noops)
 	}
 	on.Store(false)
-	if _, err := f.run(t, Options{}); err != nil || f.mb.Len() != 0 {
+	if _, err := f.rerun(t, Options{}); err != nil || f.mb.Len() != 0 {
 		t.Fatalf("rerun: %v", err)
 	}
 	for s, n := range f.deliveredCount(t) {
@@ -331,7 +351,7 @@ func TestUnaskedErrBeforeRETR(t *testing.T) {
 		t.Fatalf("cache holds %v", uids)
 	}
 	on.Store(false)
-	if _, err := f.run(t, Options{}); err != nil || f.mb.Len() != 0 {
+	if _, err := f.rerun(t, Options{}); err != nil || f.mb.Len() != 0 {
 		t.Fatalf("rerun: %v", err)
 	}
 	got := f.deliveredCount(t)
