@@ -124,6 +124,11 @@ func (c *Client) Auth(mech sasl.Client) error {
 		if err != nil {
 			return c.ioError("", err)
 		}
+		// The exchange is over and no command is on the wire: anything
+		// more is an answer to nothing (see unasked).
+		if err := c.unasked("AUTH"); err != nil {
+			return err
+		}
 		if !st.ok {
 			return &Error{Command: "AUTH", Code: st.code, Text: st.text}
 		}

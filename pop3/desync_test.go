@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/emersion/go-sasl"
+
 	"github.com/popfetch/popfetch/pop3"
 )
 
@@ -258,4 +260,22 @@ func TestTooManyCaps(t *testing.T) {
 		t.Fatalf("CAPA: %v, want a *ProtocolError", err)
 	}
 	s.checkTranscript("CAPA")
+}
+
+// TestUnaskedAfterAuth: extra lines after the end of an AUTH exchange.
+func TestUnaskedAfterAuth(t *testing.T) {
+	s := runScript(t, nil, func(p *peer) {
+		p.write(rfcGreeting)
+		p.expect("AUTH PLAIN " + b64("\x00alice\x00secret"))
+		p.write("+OK logged in", "+OK")
+	})
+	c := s.client()
+	err := c.Auth(sasl.NewPlainClient("", "alice", "secret"))
+	if !isProtocolError(err) {
+		t.Fatalf("AUTH: %v, want a *ProtocolError", err)
+	}
+	if err2 := c.Quit(); err2 != err {
+		t.Fatalf("QUIT after the desync: %v", err2)
+	}
+	s.checkTranscript("AUTH PLAIN " + b64("\x00alice\x00secret"))
 }
