@@ -316,6 +316,14 @@ func (ss *session) run() {
 			ss.user.Mailbox.unlock(ss.deleted, false)
 		}
 	}()
+	if tc, ok := ss.conn.(*tls.Conn); ok {
+		// Handshake before the greeting reads any fault: the client's
+		// hello orders the session after whatever the test did before
+		// it dialled, such as changing Faults between two runs.
+		if tc.Handshake() != nil {
+			return
+		}
+	}
 	greeting := "+OK pop3test ready " + ss.stamp
 	if ss.f.Greeting != "" {
 		greeting = ss.f.Greeting
