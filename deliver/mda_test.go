@@ -250,8 +250,8 @@ func TestMDATimeout(t *testing.T) {
 	for _, c := range []struct{ name, command, msg string }{
 		// takes the message, then hangs: the wait for its exit times out
 		{"hangs after reading", `sh -c 'cat >/dev/null; sleep 60'`, "x\n"},
-		// reads nothing and the message does not fit in the pipe: the
-		// write times out
+		// reads nothing of a message far larger than a pipe: its exit
+		// is waited for, and times out
 		{"never reads", "sleep 60", strings.Repeat("x", 4<<20)},
 		// a grandchild holding stderr dies with the process group
 		{"grandchild", `sh -c 'sleep 60 & echo $! >` + filepath.Join(dir, "pid") + `; wait'`, "x\n"},
@@ -287,8 +287,8 @@ func TestMDATimeout(t *testing.T) {
 	}
 }
 
-// TestMDASourceFails: the MDA is killed before it sees the end of its
-// input, so it never delivers a truncated message.
+// TestMDASourceFails: the MDA is not started with a message whose source
+// failed, so it never delivers a truncated message.
 func TestMDASourceFails(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "delivered")
