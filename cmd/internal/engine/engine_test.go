@@ -3,9 +3,17 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -320,5 +328,27 @@ func TestExpireContradictsKeep(t *testing.T) {
 	}
 	if res.LoginDelay != 900*time.Second {
 		t.Errorf("LoginDelay = %v, want 900s", res.LoginDelay)
+	}
+}
+
+// TestCAFileOfAnotherCA: a tls_ca_file that did not sign the server's
+// certificate gives no trust (and the system roots do not know it either).
+func TestCAFileOfAnotherCA(t *testing.T) {
+	f := newFixture(t, 1)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err := os.WriteFile(f.acct.TLSCAFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.run(t, Options{})
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) {
+		t.Fatalf("got %v, want a certificate verification error", err)
+	}
+	if f.mb.Len() != 1 {
+		t.Fatal("messages went away")
 	}
 }
