@@ -12,8 +12,9 @@ const overrunSlack = 16 << 20
 
 // overrunLimit is how many octets a message listed at size may run to
 // before the session is given up. LIST sizes are often only approximate
-// (RFC 1939 §5 asks for the exact size; servers that convert messages on
-// the fly miss it), and CONTRACT §5 delivers such messages as received.
+// (RFC 1939 §5 lists each message's size in octets, counted as §11 says;
+// servers that convert messages on the fly miss it), and CONTRACT §5
+// delivers such messages as received.
 // But a server whose message never ends must not fill the disk: twice the
 // listed size plus 16 MiB lets every real mismatch through, and bounds the
 // rest. The bound counts octets as LIST does (see pop3.MessageReader.Octets).
