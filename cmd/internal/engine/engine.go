@@ -116,7 +116,7 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 		err = r.failure
 	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
 		// "i/o timeout" deep in the chain does not say whose: a server
 		// that stopped sending for longer than the account's timeout
 		timeout := r.acct.Timeout
@@ -443,8 +443,9 @@ func (r *run) fetch(msgs []message) error {
 // out: once every command sent has its answer, the pop3 client fails if
 // more has come (an out-of-step session leaves a whole message over).
 // If the NOOP comes back clean, the session is in step and the dropped
-// messages are asked for again. Lock-step, the client checks after every
-// answer, and this is not needed.
+// messages are asked for again: a refusal costs a round trip and at most
+// what was in flight (aheadBytes). Lock-step, the client checks after
+// every answer, and this is not needed.
 func (r *run) resync(msgs []message, inflight []pop3.RetrCommand) error {
 	for i, rc := range inflight {
 		inflight[i] = pop3.RetrCommand{}
