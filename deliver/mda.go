@@ -50,6 +50,9 @@ type MDA struct {
 	args []string // args[0] as written
 	opts MDAOptions
 	buf  []byte
+	// spoolFile is reused from message to message: one unlinked file,
+	// truncated for each, spares creating and removing a file each time.
+	spoolFile *os.File
 }
 
 // NewMDA prepares the command. It fails, with an *Error, on a command
@@ -121,7 +124,6 @@ func (m *MDA) Deliver(env Envelope, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	defer spool.Close()
 
 	argv := m.argv(env)
 	cmd := exec.Command(m.path, argv[1:]...)
@@ -161,8 +163,10 @@ func (m *MDA) Deliver(env Envelope, r io.Reader) error {
 	watchdog.Stop()
 	if errors.Is(werr, exec.ErrWaitDelay) {
 		// It exited 0 but left a process holding its stderr: that
-		// process is on its own, the message is delivered.
+		// process is on its own, the message is delivered. It may hold
+		// the spool file too: the next message gets a new one.
 		werr = nil
+		m.dropSpool()
 	}
 	if werr == nil && !tout {
 		return nil
@@ -186,22 +190,41 @@ func (m *MDA) Deliver(env Envelope, r io.Reader) error {
 		Temporary: xe.Status == exTempFail, MessageOnly: true}
 }
 
-// spool copies the message to a new unlinked temporary file, rewound.
+// spool copies the message to the spool file, an unlinked temporary
+// file, and rewinds it.
 func (m *MDA) spool(r io.Reader) (*os.File, error) {
-	f, err := os.CreateTemp("", "popfetch-mda-")
-	if err != nil {
+	f := m.spoolFile
+	if f == nil {
+		var err error
+		if f, err = os.CreateTemp("", "popfetch-mda-"); err != nil {
+			return nil, &Error{Target: "mda", Op: "spooling the message", Err: err}
+		}
+		os.Remove(f.Name()) // only our descriptor, and the MDA's, hold it now
+		m.spoolFile = f
+	} else if err := f.Truncate(0); err != nil {
+		m.dropSpool()
 		return nil, &Error{Target: "mda", Op: "spooling the message", Err: err}
 	}
-	os.Remove(f.Name()) // only our descriptor, and the MDA's, hold it now
-	_, err = copyMessage(f, r, m.buf)
+	_, err := f.Seek(0, io.SeekStart)
+	if err == nil {
+		_, err = copyMessage(f, r, m.buf)
+	}
 	if err == nil {
 		_, err = f.Seek(0, io.SeekStart)
 	}
 	if err != nil {
-		f.Close()
+		m.dropSpool()
 		return nil, wrap("mda", "spooling the message in "+filepath.Dir(f.Name()), err)
 	}
 	return f, nil
+}
+
+// dropSpool closes the spool file; the next message gets a new one.
+func (m *MDA) dropSpool() {
+	if m.spoolFile != nil {
+		m.spoolFile.Close()
+		m.spoolFile = nil
+	}
 }
 
 // exTempFail is EX_TEMPFAIL of sysexits.h: "try again later".
@@ -210,8 +233,11 @@ const exTempFail = 75
 // Commit does nothing: a message is delivered once the MDA has exited 0.
 func (m *MDA) Commit() error { return nil }
 
-// Close does nothing.
-func (m *MDA) Close() error { return nil }
+// Close releases the spool file.
+func (m *MDA) Close() error {
+	m.dropSpool()
+	return nil
+}
 
 // ExitError is the Err of an MDA's *Error when the MDA failed: it exited
 // with a status other than 0, was killed by a signal, or ran out of time.
