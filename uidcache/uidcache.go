@@ -13,6 +13,7 @@ package uidcache
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -184,11 +185,52 @@ func (c *Cache) Dirty() bool { return c.dirty }
 // (mode 0600), fsynced, renamed over the cache, and the directory fsynced.
 // The directory is created with mode 0700 if missing.
 func (c *Cache) Save() error {
-	dir := filepath.Dir(c.path)
+	if err := c.Snapshot().Write(); err != nil {
+		c.dirty = true
+		return err
+	}
+	return nil
+}
+
+// Snapshot is the cache's contents at one moment, ready to be written
+// while the cache goes on changing: the slow part of a save (the writes
+// and fsyncs) can run in another goroutine.
+type Snapshot struct {
+	path string
+	data []byte
+}
+
+// Snapshot captures the cache as it is now, and marks it clean: a caller
+// whose Write of the snapshot fails must call MarkDirty.
+func (c *Cache) Snapshot() *Snapshot {
+	var b bytes.Buffer
+	b.Grow(64 + 48*len(c.entries))
+	fmt.Fprintf(&b, "# popfetch UID cache v1: %s\n", encodeUID(c.key))
+	fmt.Fprintf(&b, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped\n")
+	for _, uid := range c.UIDs() {
+		e := c.entries[uid]
+		b.WriteString(encodeUID(uid))
+		b.WriteByte('\t')
+		b.WriteString(e.Seen.UTC().Format(time.RFC3339))
+		b.WriteByte('\t')
+		b.WriteByte(byte(e.State))
+		b.WriteByte('\n')
+	}
+	c.dirty = false
+	return &Snapshot{path: c.path, data: b.Bytes()}
+}
+
+// MarkDirty marks the cache as changed since it was last saved.
+func (c *Cache) MarkDirty() { c.dirty = true }
+
+// Write replaces the cache file with the snapshot atomically, as Save
+// does. It may be called from any goroutine.
+func (s *Snapshot) Write() error {
+	dir := filepath.Dir(s.path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("uidcache: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(c.path)+"-*")
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(s.path)+"-*")
 	if err != nil {
 		return fmt.Errorf("uidcache: %w", err)
 	}
@@ -196,24 +238,12 @@ func (c *Cache) Save() error {
 	fail := func(err error) error {
 		f.Close()
 		os.Remove(tmp)
-		return fmt.Errorf("uidcache: writing %s: %w", c.path, err)
+		return fmt.Errorf("uidcache: writing %s: %w", s.path, err)
 	}
 	if err := f.Chmod(0o600); err != nil {
 		return fail(err)
 	}
-	w := bufio.NewWriterSize(f, 64<<10)
-	fmt.Fprintf(w, "# popfetch UID cache v1: %s\n", encodeUID(c.key))
-	fmt.Fprintf(w, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped\n")
-	for _, uid := range c.UIDs() {
-		e := c.entries[uid]
-		w.WriteString(encodeUID(uid))
-		w.WriteByte('\t')
-		w.WriteString(e.Seen.UTC().Format(time.RFC3339))
-		w.WriteByte('\t')
-		w.WriteByte(byte(e.State))
-		w.WriteByte('\n')
-	}
-	if err := w.Flush(); err != nil {
+	if _, err := f.Write(s.data); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
@@ -221,16 +251,15 @@ func (c *Cache) Save() error {
 	}
 	if err := f.Close(); err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("uidcache: writing %s: %w", c.path, err)
+		return fmt.Errorf("uidcache: writing %s: %w", s.path, err)
 	}
-	if err := os.Rename(tmp, c.path); err != nil {
+	if err := os.Rename(tmp, s.path); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("uidcache: %w", err)
 	}
 	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("uidcache: syncing %s: %w", dir, err)
 	}
-	c.dirty = false
 	return nil
 }
 

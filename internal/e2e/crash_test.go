@@ -32,8 +32,11 @@ type crashKind struct {
 	// maxDups: Maildir commits up to 128 messages at once (they wait in
 	// tmp/, invisible, until then): a kill after the renames into new/ and
 	// before the cache is saved repeats one batch. An mbox batch is at most
-	// 32 messages, appended (visible) before their commit. An MDA's message
-	// is recorded as soon as it exits: at most the one in hand.
+	// 8 messages, appended (visible) before their commit; the cache is
+	// saved beside the next batch, and a batch waits for the save before
+	// it: a kill repeats at most the batch in hand, one waiting and the
+	// one being saved (under 32). An MDA's message is recorded beside the
+	// next one's delivery: at most the one being saved and the one in hand.
 	maxDups int
 	// maxFragments: an mbox append cut by the kill cannot be truncated
 	// away by the killed process; the format has no way to mark it, so
@@ -46,7 +49,7 @@ type crashKind struct {
 var crashKinds = []crashKind{
 	{name: "maildir", maxDups: 128},
 	{name: "mbox", maxDups: 32, maxFragments: 1},
-	{name: "mda", maxDups: 1},
+	{name: "mda", maxDups: 2},
 }
 
 // crashRound is the outcome of one round.

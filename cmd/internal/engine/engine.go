@@ -92,6 +92,9 @@ type run struct {
 	batchAt  time.Time
 	batchN   int64
 	dele     []pendingDele
+	unsaved  []delivered // recorded in the cache, not yet saved
+	saving   []delivered // what the save in flight records
+	saved    chan error  // the save in flight's outcome; nil when none
 	limits   batchLimits
 	failure  error // the first per-message failure, reported at the end
 	noUIDL   bool  // the server refused UIDL: no message has a UID
@@ -361,8 +364,10 @@ func limitsFor(a *config.Account) batchLimits {
 		// no duplicate, so batches can be large.
 		return batchLimits{messages: 128, bytes: 32 << 20, age: 500 * time.Millisecond}
 	case a.Deliver.Mbox != "":
-		// Appended messages are visible at once: keep the window short.
-		return batchLimits{messages: 32, bytes: 8 << 20, age: 50 * time.Millisecond}
+		// Appended messages are visible at once, and a crash before the
+		// record leaves them to be fetched again: keep the window short.
+		// Each batch costs an fsync and a lock round (dotlock + fcntl).
+		return batchLimits{messages: 8, bytes: 4 << 20, age: 20 * time.Millisecond}
 	}
 	// An MDA delivers for good when it exits: record each at once.
 	return batchLimits{messages: 1}
@@ -412,26 +417,35 @@ func (r *run) fetch(msgs []message) error {
 		err := r.fetchOne(m, retrs[i])
 		retrs[i] = pop3.RetrCommand{}
 		if err != nil {
-			return errors.Join(err, r.commit())
+			return errors.Join(err, r.flush())
 		}
 		if r.refused && issued > i+1 && r.c.Pipelining() {
 			r.refused = false
 			if err := r.resync(msgs[i+1:issued], retrs[i+1:issued]); err != nil {
-				return errors.Join(err, r.commit())
+				return errors.Join(err, r.flush())
 			}
 			// ask again for what was dropped
 			issued, ahead = i+1, 0
 		}
 		if r.due() {
 			if err := r.commit(); err != nil {
-				return err
+				return errors.Join(err, r.reap(true))
 			}
+		}
+		if err := r.reap(false); err != nil {
+			return err
 		}
 		if r.stopping() {
 			break
 		}
 	}
-	return r.commit()
+	return r.flush()
+}
+
+// flush commits the batch and waits until every record is saved and its
+// message marked for deletion.
+func (r *run) flush() error {
+	return errors.Join(r.commit(), r.reap(true))
 }
 
 // resync follows a refused RETR while more RETRs are in flight. A -ERR
@@ -537,7 +551,7 @@ func (r *run) commit() error {
 	if len(r.batch) == 0 {
 		return nil
 	}
-	batch := r.batch
+	batch := append([]delivered(nil), r.batch...)
 	r.batch, r.batchN = r.batch[:0], 0
 	if err := r.target.Commit(); err != nil {
 		return err
@@ -562,18 +576,85 @@ func (r *run) commit() error {
 		r.res.Fetched++
 		r.res.Bytes += d.bytes
 	}
-	if err := r.saveCache(); err != nil {
-		// Delivered but not recorded: without the record, a deletion that
-		// went through would be safe, but one that did not would make the
-		// next run deliver them again. Stop here.
-		return err
+	if r.noUIDL {
+		r.markDeleted(batch)
+		return nil
 	}
-	if !r.acct.Keep {
-		for _, d := range batch {
-			r.dele = append(r.dele, pendingDele{cmd: r.c.Dele(d.msg.num), uid: d.msg.uid})
+	r.unsaved = append(r.unsaved, batch...)
+	if r.saved != nil && len(r.unsaved) >= r.limits.messages {
+		// A batch already waits for the save in flight: wait for that
+		// one, so no more than a batch or two is ever unrecorded.
+		if err := r.saveEnded(<-r.saved); err != nil {
+			return err
+		}
+	}
+	r.startSave()
+	return nil
+}
+
+// startSave saves the cache in the background, unless a save is in
+// flight already: the next one starts when it ends. Saving beside the
+// next deliveries rather than before them keeps the window in which a
+// crash leaves a delivered message unrecorded (and so fetched twice) to a
+// message or so, at no cost in speed.
+func (r *run) startSave() {
+	if r.saved != nil || len(r.unsaved) == 0 {
+		return
+	}
+	snap := r.cache.Snapshot()
+	r.saving, r.unsaved = r.unsaved, nil
+	done := make(chan error, 1)
+	r.saved = done
+	go func() { done <- snap.Write() }()
+}
+
+// reap takes the outcome of the save in flight, if it has ended, and
+// marks what it recorded for deletion: CONTRACT §5's order, durable
+// delivery → cache record → DELE. With wait, it waits, and goes on until
+// everything recorded is saved.
+func (r *run) reap(wait bool) error {
+	for r.saved != nil {
+		if !wait {
+			select {
+			case err := <-r.saved:
+				return r.saveEnded(err)
+			default:
+				return nil
+			}
+		}
+		if err := r.saveEnded(<-r.saved); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// saveEnded handles the outcome of the save in flight and starts the
+// next, if anything waits to be saved.
+func (r *run) saveEnded(err error) error {
+	r.saved = nil
+	if err != nil {
+		// Delivered but not recorded: a deletion that went through would
+		// be safe, one that did not would make the next run deliver them
+		// again. Stop here.
+		r.cache.MarkDirty()
+		r.saving = nil
+		return &StateError{err}
+	}
+	r.markDeleted(r.saving)
+	r.saving = nil
+	r.startSave()
+	return nil
+}
+
+// markDeleted sends DELE for delivered messages, in delete mode.
+func (r *run) markDeleted(batch []delivered) {
+	if r.acct.Keep {
+		return
+	}
+	for _, d := range batch {
+		r.dele = append(r.dele, pendingDele{cmd: r.c.Dele(d.msg.num), uid: d.msg.uid})
+	}
 }
 
 // prepare returns the reader of the message to deliver, with the Received
