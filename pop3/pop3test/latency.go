@@ -76,7 +76,6 @@ type latencyConn struct {
 	delay   time.Duration
 	in, out chan chunk
 	pending []byte
-	err     error
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	closed  bool
