@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -131,5 +132,44 @@ func TestDovecotWrongPassword(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "secret") {
 		t.Fatal("the password appears in the output")
+	}
+}
+
+// TestDovecotSelectionFlags: fetch's selection flags against a real
+// Dovecot: --keep, --limit, --max-size (reported once), --all, --no-keep.
+func TestDovecotSelectionFlags(t *testing.T) {
+	srv := dovecottest.Start(t, dovecottest.WithUser("sel", "secret"))
+	msgs := mailgen.Traps(5, 21)
+	var big bytes.Buffer
+	writeBigMessage(&big, 200<<10)
+	msgs = append(msgs, big.Bytes())
+	srv.Populate("sel", msgs)
+	dir := t.TempDir()
+	cfg := account(t, srv, dir, "sel", "implicit", srv.TLSAddr(), "")
+	md := filepath.Join(dir, "Maildir")
+	count := func() int { return len(maildirMessages(t, md)) }
+
+	mustRun(t, 0, "-c", cfg, "fetch", "--keep", "--limit", "2")
+	if count() != 2 || srv.Count("sel") != 6 {
+		t.Fatalf("--keep --limit 2: %d delivered, %d on the server", count(), srv.Count("sel"))
+	}
+	r := mustRun(t, 0, "-c", cfg, "fetch", "--keep", "--max-size", "50KB")
+	if count() != 5 || !strings.Contains(r.stderr, "larger than max_size") {
+		t.Fatalf("--max-size 50KB: %d delivered, stderr %q", count(), r.stderr)
+	}
+	r = mustRun(t, 0, "-c", cfg, "fetch", "--keep", "--max-size", "50KB")
+	if count() != 5 || r.stderr != "" {
+		t.Fatalf("second --max-size run: %d delivered, stderr %q (want the skip reported once)", count(), r.stderr)
+	}
+	mustRun(t, 0, "-c", cfg, "fetch", "--keep", "--all")
+	if count() != 11 {
+		t.Fatalf("--all: %d delivered, want 5 + 6", count())
+	}
+	mustRun(t, 0, "-c", cfg, "fetch", "--no-keep")
+	if count() != 11 || srv.Count("sel") != 0 {
+		t.Fatalf("--no-keep: %d delivered, %d on the server; want the retrieved ones deleted unseen", count(), srv.Count("sel"))
+	}
+	if r := popfetch(t, nil, "-c", cfg, "fetch", "--keep", "--no-keep"); r.code != 64 {
+		t.Fatalf("--keep --no-keep: exit %d, want 64", r.code)
 	}
 }
