@@ -369,7 +369,8 @@ func limitsFor(a *config.Account) batchLimits {
 		// Each batch costs an fsync and a lock round (dotlock + fcntl).
 		return batchLimits{messages: 8, bytes: 4 << 20, age: 20 * time.Millisecond}
 	}
-	// An MDA delivers for good when it exits: record each at once.
+	// An MDA delivers for good when it exits: record each at once (the
+	// save runs beside the next message's delivery, see startSave).
 	return batchLimits{messages: 1}
 }
 
