@@ -6,7 +6,7 @@ LDFLAGS   := -s -w -X github.com/popfetch/popfetch/cmd.Version=$(VERSION)
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 10s
 
-.PHONY: all build demo test lint unit fuzz bench clean
+.PHONY: all build demo test lint unit fuzz bench man clean
 
 all: build
 
@@ -39,8 +39,13 @@ fuzz:
 	  done; \
 	done
 
+# Go benchmarks of the client and the engine against in-process servers
+# (see BENCHMARKS.md for the rig's side-by-side figures).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./pop3/ ./cmd/internal/engine/ ./cmd/
+
+man: build
+	./$(BIN) man > popfetch.1
 
 clean:
 	rm -rf $(BIN) popfetch-demo
