@@ -9,7 +9,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/cmd/internal/engine"
 	"github.com/popfetch/popfetch/uidcache"
 )
@@ -76,21 +75,8 @@ func cacheCommand(g *globalOptions) *cli.Command {
 	}
 }
 
-// cacheAccount returns the configured account named.
-func cacheAccount(g *globalOptions, name string) (*config.Account, error) {
-	cfg, err := loadConfig(g)
-	if err != nil {
-		return nil, err
-	}
-	accts, err := cfg.Select([]string{name})
-	if err != nil {
-		return nil, err
-	}
-	return accts[0], nil
-}
-
 func runCacheList(g *globalOptions, o *cacheOptions) error {
-	a, err := cacheAccount(g, o.account)
+	a, err := loadAccount(g, o.account)
 	if err != nil {
 		return err
 	}
@@ -129,7 +115,7 @@ func stateName(s uidcache.State) string {
 }
 
 func runCacheForget(g *globalOptions, o *cacheOptions) error {
-	a, err := cacheAccount(g, o.account)
+	a, err := loadAccount(g, o.account)
 	if err != nil {
 		return err
 	}

@@ -114,15 +114,10 @@ func runOAuthLogin(ctx context.Context, g *globalOptions, o *oauthLoginOptions) 
 	if o.port < 0 || o.port > 65535 {
 		return usageError{fmt.Errorf("--port %d: want 1 to 65535", o.port)}
 	}
-	cfg, err := loadConfig(g)
+	a, err := loadAccount(g, o.account)
 	if err != nil {
 		return err
 	}
-	accts, err := cfg.Select([]string{o.account})
-	if err != nil {
-		return err
-	}
-	a := accts[0]
 	if a.OAuthProvider == "" {
 		return &credentialError{account: a.Name, msg: fmt.Sprintf("account %q has no oauth_provider: "+
 			"set oauth_provider and oauth_client_id to have popfetch get tokens by itself", a.Name)}

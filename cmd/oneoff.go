@@ -98,6 +98,20 @@ func terminalPrompt() func(string) (string, error) {
 	}
 }
 
+// loadAccount returns the configured account named, for commands that
+// take one ACCOUNT.
+func loadAccount(g *globalOptions, name string) (*config.Account, error) {
+	cfg, err := loadConfig(g)
+	if err != nil {
+		return nil, err
+	}
+	accts, err := cfg.Select([]string{name})
+	if err != nil {
+		return nil, err
+	}
+	return accts[0], nil
+}
+
 // loadConfig loads the configuration of -c, or the default one.
 func loadConfig(g *globalOptions) (*config.Config, error) {
 	path := g.configPath

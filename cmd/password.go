@@ -98,15 +98,11 @@ func passwordAccount(g *globalOptions, name string) (label, key string, acct *co
 	if strings.Contains(name, "@") {
 		return name, name, nil, nil
 	}
-	cfg, err := loadConfig(g)
+	a, err := loadAccount(g, name)
 	if err != nil {
 		return "", "", nil, err
 	}
-	accts, err := cfg.Select([]string{name})
-	if err != nil {
-		return "", "", nil, err
-	}
-	return name, accts[0].Key(), accts[0], nil
+	return name, a.Key(), a, nil
 }
 
 // runPasswordSet stores an account's password in the OS keyring.

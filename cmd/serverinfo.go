@@ -69,15 +69,10 @@ func serverinfoCommand(g *globalOptions) *cli.Command {
 
 // runServerinfo probes one account's server and prints what it learned.
 func runServerinfo(ctx context.Context, g *globalOptions, o serverinfoOptions) error {
-	cfg, err := loadConfig(g)
+	a, err := loadAccount(g, o.account)
 	if err != nil {
 		return err
 	}
-	accts, err := cfg.Select([]string{o.account})
-	if err != nil {
-		return err
-	}
-	a := accts[0]
 	var trace *slog.Logger
 	if g.verbose >= 2 {
 		trace = g.logger().With("account", a.Name)
