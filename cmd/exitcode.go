@@ -44,6 +44,7 @@ func exitCode(err error) int {
 		cfgErr   *engine.ConfigError
 		credErr  *credentialError
 		mismatch *engine.CacheMismatchError
+		noUIDL   *engine.NoUIDLError
 		authErr  *engine.AuthError
 		popErr   *pop3.Error
 		delErr   *deliver.Error
@@ -72,6 +73,10 @@ func exitCode(err error) int {
 		return exitConfig
 	case errors.Is(err, engine.ErrLocked):
 		return exitTempFail
+	case errors.As(err, &noUIDL):
+		// The server breaks no rule (UIDL is optional); it cannot serve
+		// keep mode: unusable, as CONTRACT §4's 69 says.
+		return exitUnavailable
 	case errors.As(err, &mismatch):
 		return exitCacheMatch
 	case errors.As(err, &popErr):
