@@ -55,7 +55,7 @@ type schedule struct {
 	failures map[string]int
 }
 
-// after returns the wait after a round: the interval, doubled for each
+// backoff returns the wait after a round: the interval, doubled for each
 // failure in a row (at most maxBackoff, or the interval if longer), and at
 // least the server's LOGIN-DELAY.
 func backoff(interval time.Duration, failures int, loginDelay time.Duration) time.Duration {
