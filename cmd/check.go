@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/mail"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 
@@ -113,19 +112,10 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions) error {
 		return err
 	}
 	results := make([]checkAccount, len(accts))
-	sem := make(chan struct{}, o.jobs)
-	var wg sync.WaitGroup
 	log := g.logger()
-	for i, a := range accts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			results[i] = checkOne(ctx, g, o, a, log.With("account", a.Name))
-		}()
-	}
-	wg.Wait()
+	parallel(o.jobs, len(accts), func(i int) {
+		results[i] = checkOne(ctx, g, o, accts[i], log.With("account", accts[i].Name))
+	})
 
 	if o.json {
 		enc := json.NewEncoder(g.stdout)

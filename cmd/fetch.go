@@ -143,44 +143,53 @@ func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Accoun
 		log = newLogger(ui, levelFor(g.verbose, g.quiet))
 	}
 	runs := make([]accountRun, len(accts))
-	sem := make(chan struct{}, max(r.jobs, 1))
-	var wg sync.WaitGroup
-	for i, a := range accts {
+	parallel(r.jobs, len(accts), func(i int) {
+		a := accts[i]
 		runs[i].acct = a
+		alog := log.With("account", a.Name)
+		opts := engine.Options{
+			Account:        a,
+			Credentials:    &accountCredentials{acct: a, prompt: r.prompt, log: alog},
+			Log:            alog,
+			Trace:          g.verbose >= 2,
+			AcceptAllAsNew: r.acceptAllAsNew,
+			Stop:           r.stop,
+			Version:        Version,
+		}
+		var bar *accountProgress
+		if ui != nil {
+			bar = ui.account(a.Name)
+			opts.Progress = bar
+		}
+		runs[i].res, runs[i].err = engine.Run(ctx, opts)
+		if bar != nil {
+			bar.Done(runs[i].err)
+		}
+		if runs[i].err == nil {
+			summarize(alog, runs[i].res)
+		}
+	})
+	if ui != nil {
+		ui.Wait()
+	}
+	return runs, nil
+}
+
+// parallel calls fn(0) to fn(n-1), at most jobs at once, and returns when
+// all have returned.
+func parallel(jobs, n int, fn func(i int)) {
+	sem := make(chan struct{}, max(jobs, 1))
+	var wg sync.WaitGroup
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			alog := log.With("account", a.Name)
-			opts := engine.Options{
-				Account:        a,
-				Credentials:    &accountCredentials{acct: a, prompt: r.prompt, log: alog},
-				Log:            alog,
-				Trace:          g.verbose >= 2,
-				AcceptAllAsNew: r.acceptAllAsNew,
-				Stop:           r.stop,
-				Version:        Version,
-			}
-			var bar *accountProgress
-			if ui != nil {
-				bar = ui.account(a.Name)
-				opts.Progress = bar
-			}
-			runs[i].res, runs[i].err = engine.Run(ctx, opts)
-			if bar != nil {
-				bar.Done(runs[i].err)
-			}
-			if runs[i].err == nil {
-				summarize(alog, runs[i].res)
-			}
+			fn(i)
 		}()
 	}
 	wg.Wait()
-	if ui != nil {
-		ui.Wait()
-	}
-	return runs, nil
 }
 
 // summarize logs what an account did, at -v.

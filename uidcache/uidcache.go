@@ -168,6 +168,14 @@ func (c *Cache) Delete(uid string) {
 	}
 }
 
+// Each calls fn for every UID in the cache, in no particular order; fn may
+// Delete the UID it is given.
+func (c *Cache) Each(fn func(uid string, e Entry)) {
+	for uid, e := range c.entries {
+		fn(uid, e)
+	}
+}
+
 // UIDs returns every UID in the cache, sorted.
 func (c *Cache) UIDs() []string {
 	uids := make([]string, 0, len(c.entries))

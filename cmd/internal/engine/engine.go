@@ -561,25 +561,22 @@ func (r *run) commit() error {
 	if r.acct.Keep {
 		state = uidcache.Retrieved
 	}
+	for _, d := range batch {
+		r.res.Fetched++
+		r.res.Bytes += d.bytes
+	}
+	if r.noUIDL {
+		// nothing to record a message by: delete it now it is durable
+		r.markDeleted(batch)
+		return nil
+	}
 	now := r.now()
 	for _, d := range batch {
-		if r.noUIDL {
-			// nothing to record a message by
-			r.res.Fetched++
-			r.res.Bytes += d.bytes
-			continue
-		}
 		seen := now
 		if e, ok := r.cache.Get(d.msg.uid); ok {
 			seen = e.Seen
 		}
 		r.cache.Put(d.msg.uid, uidcache.Entry{Seen: seen, State: state})
-		r.res.Fetched++
-		r.res.Bytes += d.bytes
-	}
-	if r.noUIDL {
-		r.markDeleted(batch)
-		return nil
 	}
 	r.unsaved = append(r.unsaved, batch...)
 	if r.saved != nil && len(r.unsaved) >= r.limits.messages {

@@ -37,22 +37,23 @@ func (r *run) plan(msgs []message) (plan, error) {
 	}
 	if a.Keep && known == 0 && !r.opts.AcceptAllAsNew && len(msgs) >= tripListed {
 		retrieved := 0
-		for _, uid := range cache.UIDs() {
-			if e, _ := cache.Get(uid); e.State != uidcache.Skipped {
+		cache.Each(func(_ string, e uidcache.Entry) {
+			if e.State != uidcache.Skipped {
 				retrieved++
 			}
-		}
+		})
 		if retrieved >= tripCached {
 			return p, &CacheMismatchError{Cached: retrieved, Listed: len(msgs), Path: cache.Path()}
 		}
 	}
 	// Forget what the server no longer has: it was deleted, here or
-	// elsewhere. The listing is complete, so this is safe.
-	for _, uid := range cache.UIDs() {
+	// elsewhere. The listing is complete, so this is safe. (Unsorted: a
+	// run with no new mail does no more than read the cache.)
+	cache.Each(func(uid string, _ uidcache.Entry) {
 		if !listed[uid] {
 			cache.Delete(uid)
 		}
-	}
+	})
 	now := r.now()
 	limit := a.MaxMessages
 	shared := sharedUIDs(msgs)
