@@ -173,8 +173,7 @@ func (r *run) run(ctx context.Context) error {
 		// The session is broken: nothing more can be said to the server,
 		// and nothing it was told to delete will be: the cache remembers
 		// what was delivered.
-		r.saveCache()
-		return fetchErr
+		return errors.Join(fetchErr, r.saveCache())
 	}
 	return errors.Join(fetchErr, r.quit())
 }
