@@ -157,20 +157,16 @@ func (m *Mbox) Commit() error {
 		return nil
 	}
 	if m.broken != nil {
-		err := &Error{Target: "mbox", Op: "appending to " + m.path, Err: m.broken}
-		m.abort()
-		return err
+		return m.abortWith(&Error{Target: "mbox", Op: "appending to " + m.path, Err: m.broken})
 	}
 	if err := fsyncFile(m.f); err != nil {
-		m.abort()
-		return &Error{Target: "mbox", Op: "syncing " + m.path, Err: err}
+		return m.abortWith(&Error{Target: "mbox", Op: "syncing " + m.path, Err: err})
 	}
 	if m.syncDir {
 		// A file we created is lost in a crash, with all it holds,
 		// until its directory entry is on disk.
 		if err := durable.SyncDir(filepath.Dir(m.path)); err != nil {
-			m.abort()
-			return &Error{Target: "mbox", Op: "syncing the directory of " + m.path, Err: err}
+			return m.abortWith(&Error{Target: "mbox", Op: "syncing the directory of " + m.path, Err: err})
 		}
 		m.syncDir = false
 	}
@@ -194,6 +190,15 @@ func (m *Mbox) Close() error {
 		return nil
 	}
 	return m.abort()
+}
+
+// abortWith aborts the batch after err; if the abort fails too (the
+// batch's messages could not be truncated away), both are returned.
+func (m *Mbox) abortWith(err *Error) error {
+	if aerr := m.abort(); aerr != nil {
+		return errors.Join(err, aerr)
+	}
+	return err
 }
 
 // abort truncates the file back to the batch's start and unlocks.
