@@ -79,7 +79,7 @@ func TestDovecotKeepMode(t *testing.T) {
 		t.Fatalf("keep mode: server holds %d, want 40", n)
 	}
 	r := mustRun(t, 0, "-c", cfg, "-v", "fetch")
-	if !strings.Contains(r.stderr, "0 fetched") {
+	if !strings.Contains(r.stderr, ": 0 new, 0 fetched") {
 		t.Errorf("second run: want 0 fetched, got %q", r.stderr)
 	}
 	checkDelivered(t, maildirMessages(t, md), msgs)
@@ -87,7 +87,7 @@ func TestDovecotKeepMode(t *testing.T) {
 	late := mailgen.Traps(41, 12)[40:]
 	srv.Populate("carol", late)
 	r = mustRun(t, 0, "-c", cfg, "-v", "fetch")
-	if !strings.Contains(r.stderr, "1 fetched") {
+	if !strings.Contains(r.stderr, ": 1 new, 1 fetched") {
 		t.Errorf("third run: want 1 fetched, got %q", r.stderr)
 	}
 	checkDelivered(t, maildirMessages(t, md), append(msgs, late...))
