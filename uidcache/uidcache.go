@@ -52,11 +52,25 @@ type Entry struct {
 
 // Cache is the set of UIDs known for one mailbox. It is not safe for
 // concurrent use; the caller holds the account's lock.
+//
+// Each entry keeps its line of the file, so that a Snapshot (taken for
+// every batch a run records) copies lines rather than formatting and
+// sorting the whole cache: the file lists UIDs in the order they were
+// first recorded.
 type Cache struct {
 	path    string
 	key     string
-	entries map[string]Entry
+	entries map[string]*item
+	order   []*item // in file order; may hold removed items
+	removed int     // removed items still in order
 	dirty   bool
+}
+
+// item is an entry and its line in the file.
+type item struct {
+	Entry
+	line    string // "UID\ttime\tstate\n"
+	removed bool
 }
 
 // FileName returns the name of the cache file of key within a state
@@ -87,7 +101,7 @@ const (
 // Open loads the cache of key from the state directory dir. A missing file
 // is an empty cache; the file is only written by Save.
 func Open(dir, key string) (*Cache, error) {
-	c := &Cache{path: filepath.Join(dir, FileName(key)), key: key, entries: map[string]Entry{}}
+	c := &Cache{path: filepath.Join(dir, FileName(key)), key: key, entries: map[string]*item{}}
 	f, err := os.Open(c.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return c, nil
@@ -107,7 +121,13 @@ func Open(dir, key string) (*Cache, error) {
 		if err != nil {
 			return nil, fmt.Errorf("uidcache: %s:%d: %w", c.path, n, err)
 		}
-		c.entries[uid] = e
+		if it, ok := c.entries[uid]; ok { // a UID twice: the last line wins
+			it.Entry, it.line = e, line+"\n"
+			continue
+		}
+		it := &item{Entry: e, line: line + "\n"}
+		c.entries[uid] = it
+		c.order = append(c.order, it)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("uidcache: reading %s: %w", c.path, err)
@@ -146,24 +166,35 @@ func (c *Cache) Len() int { return len(c.entries) }
 
 // Get returns the entry of a UID.
 func (c *Cache) Get(uid string) (Entry, bool) {
-	e, ok := c.entries[uid]
-	return e, ok
+	it, ok := c.entries[uid]
+	if !ok {
+		return Entry{}, false
+	}
+	return it.Entry, true
 }
 
 // Put records a UID. Seen is truncated to the second.
 func (c *Cache) Put(uid string, e Entry) {
 	e.Seen = e.Seen.UTC().Truncate(time.Second)
-	if old, ok := c.entries[uid]; ok && old == e {
+	it, ok := c.entries[uid]
+	if ok && it.Entry == e {
 		return
 	}
-	c.entries[uid] = e
+	if !ok {
+		it = &item{}
+		c.entries[uid] = it
+		c.order = append(c.order, it)
+	}
+	it.Entry, it.line = e, formatLine(uid, e)
 	c.dirty = true
 }
 
 // Delete forgets a UID.
 func (c *Cache) Delete(uid string) {
-	if _, ok := c.entries[uid]; ok {
+	if it, ok := c.entries[uid]; ok {
 		delete(c.entries, uid)
+		it.removed = true
+		c.removed++
 		c.dirty = true
 	}
 }
@@ -171,8 +202,8 @@ func (c *Cache) Delete(uid string) {
 // Each calls fn for every UID in the cache, in no particular order; fn may
 // Delete the UID it is given.
 func (c *Cache) Each(fn func(uid string, e Entry)) {
-	for uid, e := range c.entries {
-		fn(uid, e)
+	for uid, it := range c.entries {
+		fn(uid, it.Entry)
 	}
 }
 
@@ -209,23 +240,35 @@ type Snapshot struct {
 }
 
 // Snapshot captures the cache as it is now, and marks it clean: a caller
-// whose Write of the snapshot fails must call MarkDirty.
+// whose Write of the snapshot fails must call MarkDirty. It copies each
+// entry's line, in the order the UIDs were first recorded.
 func (c *Cache) Snapshot() *Snapshot {
+	if c.removed > len(c.order)/2 {
+		live := c.order[:0]
+		for _, it := range c.order {
+			if !it.removed {
+				live = append(live, it)
+			}
+		}
+		clear(c.order[len(live):])
+		c.order, c.removed = live, 0
+	}
 	var b bytes.Buffer
-	b.Grow(64 + 48*len(c.entries))
+	b.Grow(128 + 48*len(c.entries))
 	fmt.Fprintf(&b, "# popfetch UID cache v1: %s\n", encodeUID(c.key))
 	fmt.Fprintf(&b, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped\n")
-	for _, uid := range c.UIDs() {
-		e := c.entries[uid]
-		b.WriteString(encodeUID(uid))
-		b.WriteByte('\t')
-		b.WriteString(e.Seen.UTC().Format(time.RFC3339))
-		b.WriteByte('\t')
-		b.WriteByte(byte(e.State))
-		b.WriteByte('\n')
+	for _, it := range c.order {
+		if !it.removed {
+			b.WriteString(it.line)
+		}
 	}
 	c.dirty = false
 	return &Snapshot{path: c.path, data: b.Bytes()}
+}
+
+// formatLine is an entry's line in the file.
+func formatLine(uid string, e Entry) string {
+	return encodeUID(uid) + "\t" + e.Seen.UTC().Format(time.RFC3339) + "\t" + string(rune(e.State)) + "\n"
 }
 
 // MarkDirty marks the cache as changed since it was last saved.
