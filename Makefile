@@ -9,7 +9,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # (golang/go#75804, fixed in Go 1.27). `make fuzz FUZZTIME=10m` still works.
 FUZZTIME  ?= 50000x
 
-.PHONY: all build demo test lint unit fuzz bench man clean
+.PHONY: all build demo test test-deps lint unit fuzz bench man clean
 
 all: build
 
@@ -22,7 +22,13 @@ demo: build
 
 # Every test: format, vet, staticcheck, the race-enabled test suite (with
 # the real Dovecot and procmail interop tests), and a short fuzz pass.
-test: lint unit fuzz
+# test-deps first installs the real servers and tools the tests use, if
+# any is missing (scripts/test-deps.sh says what and why).
+test: test-deps
+	$(MAKE) lint unit fuzz
+
+test-deps:
+	@./scripts/test-deps.sh
 
 lint:
 	@out=$$(gofmt -l . ); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
