@@ -168,14 +168,45 @@ func (p *parser) config(raw map[string]any) *Config {
 
 	cfg := &Config{Path: p.file}
 	names := make(map[string]int) // name → line
+	keys := make(map[string]*Account)
 	for i, m := range accounts {
 		a := p.account(i, m, defaults)
 		if first, ok := names[a.Name]; ok {
 			p.errorf(a.Line("name"), "account %q: duplicate name, first used at line %d", a.Name, first)
+			cfg.Accounts = append(cfg.Accounts, a)
+			continue // one error for a copied account
 		} else if a.Name != "" {
 			names[a.Name] = a.Line("name")
 		}
+		// CONTRACT §2: the cache and the lock belong to the mailbox;
+		// two accounts of one mailbox would share them, and one would
+		// delete unseen what the other delivered.
+		if a.User != "" && a.Host != "" {
+			if first, ok := keys[a.Key()]; ok {
+				p.errorf(a.Line(""), "account %q: same mailbox %s as account %q at line %d "+
+					"(same user, host and port): give each mailbox one account", a.Name, a.Key(), first.Name, first.Line(""))
+			} else {
+				keys[a.Key()] = a
+			}
+		}
 		cfg.Accounts = append(cfg.Accounts, a)
+	}
+	// A cache from before the port was part of the identity is adopted
+	// only by the one account it can be: no account has it as identity,
+	// and no other account had it too. Two tunnels to one server shared
+	// that cache, and it cannot tell whose UIDs it holds: adopted by
+	// either, it could make that one delete unseen what belongs to the
+	// other; adopted by none, it costs duplicates at worst.
+	claims := make(map[string]int)
+	for _, a := range cfg.Accounts {
+		if old := a.LegacyKey(); old != "" {
+			claims[old]++
+		}
+	}
+	for _, a := range cfg.Accounts {
+		if old := a.LegacyKey(); old != "" && keys[old] == nil && claims[old] == 1 {
+			a.AdoptKey = old
+		}
 	}
 	return cfg
 }

@@ -24,8 +24,10 @@ deliver.maildir = "~/Mail"
 `
 
 // acct is a complete account named name, of 5 lines, followed by extra.
+// Its user is name too: two accounts of one mailbox are an error.
 func acct(name, extra string) string {
-	return strings.Replace(okAccount, `"ok"`, fmt.Sprintf("%q", name), 1) + extra
+	a := strings.Replace(okAccount, `"ok"`, fmt.Sprintf("%q", name), 1)
+	return strings.Replace(a, `"alice"`, fmt.Sprintf("%q", name), 1) + extra
 }
 
 // noDeliver is an account of 4 lines without a delivery target.
@@ -149,7 +151,7 @@ func TestParseErrors(t *testing.T) {
 		// Names.
 		{"name missing", "[[account]]\nhost = \"h\"\nuser = \"u\"\ndeliver.mbox = \"/m\"\n", 0,
 			[]wantErr{{1, `account #1: name is missing`}}},
-		{"name empty", ok + acct("", ""), 0,
+		{"name empty", ok + replaceLine(acct("x", ""), 2, `name = ""`), 0,
 			[]wantErr{{6, `account #2: name is missing`}}},
 		{"name invalid", ok + acct("my work", ""), 0,
 			[]wantErr{{7, `account #2: name "my work" may contain only letters, digits, ".", "_" and "-"`}}},
@@ -411,7 +413,7 @@ deliver = { mda = "/usr/bin/procmail -d %T" }
 			Name: "everything", Host: "::1", Port: 1110, TLS: TLSNone, AllowInsecure: true, User: "carol",
 			Auth: AuthAPOP, PasswordCommand: "pass show mail/carol", Keep: true, FetchAll: true,
 			DeleteAfter: 14 * 24 * time.Hour, MaxSize: 1000, MaxMessages: 50, ReceivedHeader: false,
-			Timeout: 90 * time.Second, StateDir: "/srv/mail/state",
+			Timeout: 90 * time.Second, StateDir: "/srv/mail/state", AdoptKey: "carol@::1",
 			Deliver: Deliver{MDA: "/usr/bin/procmail -d %T"}, File: testFile,
 			Lines: map[string]int{
 				"": 16, "name": 17, "host": 18, "port": 19, "tls": 20, "allow_insecure": 21, "user": 22,
@@ -522,7 +524,7 @@ func TestParseEmptyEnv(t *testing.T) {
 func TestSelect(t *testing.T) {
 	var src string
 	for _, n := range []string{"work", "home", "list"} {
-		src += fmt.Sprintf("[[account]]\nname = %q\nhost = \"h\"\nuser = \"u\"\ndeliver.mbox = \"/m\"\n", n)
+		src += fmt.Sprintf("[[account]]\nname = %q\nhost = \"h\"\nuser = %q\ndeliver.mbox = \"/m\"\n", n, n)
 	}
 	cfg, err := Parse(testFile, []byte(src), testEnv())
 	if err != nil {
@@ -685,5 +687,65 @@ func TestClosest(t *testing.T) {
 		if got := closest(in, known); got != want {
 			t.Errorf("closest(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestMailboxIdentity(t *testing.T) {
+	for _, tt := range []struct {
+		port       int
+		tls        TLSMode
+		key, older string
+	}{
+		{995, TLSImplicit, "u@h", ""},
+		{110, TLSStartTLS, "u@h", ""},
+		{110, TLSNone, "u@h", ""},
+		{995, TLSStartTLS, "u@h:995", "u@h"},
+		{110, TLSImplicit, "u@h:110", "u@h"},
+		{10995, TLSImplicit, "u@h:10995", "u@h"},
+	} {
+		a := &Account{User: "u", Host: "h", Port: tt.port, TLS: tt.tls}
+		if a.Key() != tt.key || a.LegacyKey() != tt.older {
+			t.Errorf("port %d %s: Key %q LegacyKey %q, want %q %q", tt.port, tt.tls, a.Key(), a.LegacyKey(), tt.key, tt.older)
+		}
+	}
+}
+
+func TestSameMailboxTwice(t *testing.T) {
+	// two tunnels to one server: two mailboxes; the same port twice: one
+	src := acct("a", "port = 10995\n") + acct("b", "port = 10996\n")
+	src = strings.ReplaceAll(src, `user = "b"`, `user = "a"`)
+	cfg, err := Parse(testFile, []byte(src), testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k0, k1 := cfg.Accounts[0].Key(), cfg.Accounts[1].Key(); k0 != "a@pop.example.org:10995" || k1 != "a@pop.example.org:10996" {
+		t.Errorf("keys %q %q", k0, k1)
+	}
+	// Neither may adopt the old USER@HOST cache: both used it, and it
+	// cannot tell whose UIDs it holds.
+	if cfg.Accounts[0].AdoptKey != "" || cfg.Accounts[1].AdoptKey != "" {
+		t.Errorf("AdoptKey %q %q, want none", cfg.Accounts[0].AdoptKey, cfg.Accounts[1].AdoptKey)
+	}
+	cfg, err = Parse(testFile, []byte(acct("a", "port = 10995\n")), testEnv())
+	if err != nil || cfg.Accounts[0].AdoptKey != "a@pop.example.org" {
+		t.Errorf("a lone tunnel: AdoptKey %q, %v", cfg.Accounts[0].AdoptKey, err)
+	}
+	src = acct("a", "") + acct("b", "port = 995\n")
+	src = strings.ReplaceAll(src, `user = "b"`, `user = "a"`)
+	_, err = Parse(testFile, []byte(src), testEnv())
+	var errs *Errors
+	if !errors.As(err, &errs) || len(errs.List) != 1 || errs.List[0].Line != 6 ||
+		!strings.Contains(errs.List[0].Msg, `same mailbox a@pop.example.org as account "a" at line 1`) {
+		t.Fatalf("got %v", err)
+	}
+	// a standard-port account of the same user and host keeps the old cache
+	src = acct("a", "") + acct("b", "port = 10995\n")
+	src = strings.ReplaceAll(src, `user = "b"`, `user = "a"`)
+	cfg, err = Parse(testFile, []byte(src), testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Accounts[1].AdoptKey != "" {
+		t.Errorf("AdoptKey %q, want none: account a owns a@pop.example.org", cfg.Accounts[1].AdoptKey)
 	}
 }

@@ -4,6 +4,7 @@
 package config
 
 import (
+	"strconv"
 	"time"
 )
 
@@ -76,6 +77,12 @@ type Account struct {
 	StateDir          string        // default $XDG_STATE_HOME/popfetch or ~/.local/state/popfetch
 	Deliver           Deliver
 
+	// AdoptKey, when set, is the identity under which an older popfetch
+	// kept this mailbox's cache (see LegacyKey): the cache is renamed to
+	// Key's on first use if Key has none. Set by the loader only where no
+	// other account's Key is AdoptKey.
+	AdoptKey string
+
 	// File is the configuration file, and Lines the line of each key set
 	// for this account (e.g. "host", "deliver.maildir"), with "" for the
 	// [[account]] header itself, so later checks can say FILE:LINE too.
@@ -90,8 +97,38 @@ type Deliver struct {
 	MDA     string // a command line, split like a shell would, never run by one
 }
 
-// Key returns the cache key of the account's mailbox: USER@HOST.
-func (a *Account) Key() string { return a.User + "@" + a.Host }
+// Key returns the identity of the account's mailbox (CONTRACT §2):
+// USER@HOST, or USER@HOST:PORT when the port is not the standard one of
+// the TLS mode (995 for implicit TLS, 110 otherwise). The UID cache, the
+// lock and the keyring entry belong to it: renaming an account, or moving
+// between 110/STLS and 995/TLS, keeps them; two SSH tunnels to one
+// server on two local ports are two mailboxes.
+func (a *Account) Key() string {
+	if a.Port == 0 || a.Port == StandardPort(a.TLS) {
+		return a.User + "@" + a.Host
+	}
+	return a.User + "@" + a.Host + ":" + strconv.Itoa(a.Port)
+}
+
+// LegacyKey returns the identity that versions before the port counted
+// used for this mailbox, USER@HOST, when it differs from Key; else "".
+// Its cache is adopted (renamed to Key's) when Key has none, and when no
+// other account of the configuration has it as its Key.
+func (a *Account) LegacyKey() string {
+	if old := a.User + "@" + a.Host; old != a.Key() {
+		return old
+	}
+	return ""
+}
+
+// StandardPort returns the standard port of a TLS mode: 995 (pop3s, RFC
+// 8314) for implicit TLS, 110 (RFC 1939) otherwise.
+func StandardPort(mode TLSMode) int {
+	if mode == TLSImplicit || mode == "" {
+		return 995
+	}
+	return 110
+}
 
 // Line returns the line of key in the account's file, or the line of the
 // account's header if the key was not set there.
