@@ -97,21 +97,25 @@ func runCacheList(g *globalOptions, o *cacheOptions) error {
 	fmt.Fprintln(tw, "UID\tFIRST SEEN (UTC)\tSTATE")
 	for _, uid := range uids {
 		e, _ := cache.Get(uid)
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", escapeUID(uid), e.Seen.UTC().Format(time.DateTime), stateName(e.State))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", escapeUID(uid), e.Seen.UTC().Format(time.DateTime), stateName(e))
 	}
 	return tw.Flush()
 }
 
-func stateName(s uidcache.State) string {
-	switch s {
+func stateName(e uidcache.Entry) string {
+	switch e.State {
 	case uidcache.Retrieved:
 		return "retrieved"
 	case uidcache.Deleted:
 		return "deleted"
 	case uidcache.Skipped:
 		return "skipped"
+	case uidcache.Broken:
+		return fmt.Sprintf("broke the session (%d of %d runs before quarantine)", e.Breaks, 3)
+	case uidcache.Quarantined:
+		return "quarantined: left on the server (cache forget retries it)"
 	}
-	return fmt.Sprintf("unknown (%q)", byte(s))
+	return fmt.Sprintf("unknown (%q)", byte(e.State))
 }
 
 func runCacheForget(g *globalOptions, o *cacheOptions) error {

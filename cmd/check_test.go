@@ -94,8 +94,9 @@ func (e *cliEnv) writeConfig() {
 
 func (e *cliEnv) maildir(a *cliAccount) string { return filepath.Join(e.dir, "Maildir-"+a.name) }
 
-// key is the account's cache key, USER@HOST.
-func (e *cliEnv) key(a *cliAccount) string { return a.user + "@127.0.0.1" }
+// key is the account's mailbox identity, USER@HOST:PORT (the test
+// server's port is not the standard one).
+func (e *cliEnv) key(a *cliAccount) string { return a.user + "@" + e.srv.Addr() }
 
 func (e *cliEnv) cachePath(a *cliAccount) string {
 	return filepath.Join(e.state, uidcache.FileName(e.key(a)))

@@ -59,7 +59,7 @@ func (e *oauthEnv) accessTokens() []string {
 	return append([]string(nil), e.issued...)
 }
 
-func (e *oauthEnv) refreshKey() string { return "oauth:" + e.user + "@127.0.0.1" }
+func (e *oauthEnv) refreshKey() string { return "oauth:" + e.user + "@" + e.host() }
 
 // storedRefreshToken returns what the keyring holds for the account.
 func (e *oauthEnv) storedRefreshToken() string {
@@ -91,7 +91,7 @@ func TestOAuthLoginDeviceThenFetch(t *testing.T) {
 	}
 	e := newOAuthEnv(t, "erin@example.org", func(s *oauthtest.Server) { s.PendingPolls = 1 }, "XOAUTH2")
 	errs := e.mustRun(0, "oauth", "login", "--device-url", e.idp.DeviceURL(), "--scope", "pop", "mail")
-	for _, want := range []string{e.idp.URL() + "/activate", oauthtest.UserCode, `key "oauth:erin@example.org@127.0.0.1"`} {
+	for _, want := range []string{e.idp.URL() + "/activate", oauthtest.UserCode, `key "oauth:erin@example.org@` + e.host() + `"`} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("oauth login did not say %q:\n%s", want, errs)
 		}
@@ -172,7 +172,7 @@ func TestOAuthRevoked(t *testing.T) {
 	e.mb.Add(testMessage(1))
 
 	errs := e.mustRun(exitConfig, "fetch")
-	if !strings.Contains(errs, "popfetch: mail: error: no OAuth2 refresh token for grace@127.0.0.1") ||
+	if !strings.Contains(errs, "popfetch: mail: error: no OAuth2 refresh token for grace@"+e.host()) ||
 		!strings.Contains(errs, "popfetch oauth login mail") {
 		t.Errorf("fetch before oauth login said:\n%s", errs)
 	}
@@ -209,7 +209,7 @@ func TestOAuthClientSecret(t *testing.T) {
 	}
 	t.Setenv(clientSecretEnv, "installed-app-secret")
 	e.mustRun(0, "oauth", "login", "--device-url", e.idp.DeviceURL(), "mail")
-	if s, err := keyring.Get("popfetch", "oauth-client-secret:heidi@127.0.0.1"); err != nil || s != "installed-app-secret" {
+	if s, err := keyring.Get("popfetch", "oauth-client-secret:heidi@"+e.host()); err != nil || s != "installed-app-secret" {
 		t.Fatalf("keyring holds the secret %q, %v", s, err)
 	}
 	t.Setenv(clientSecretEnv, "")

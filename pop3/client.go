@@ -11,6 +11,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -280,6 +281,51 @@ func (c *Client) Close() error {
 	c.fail(ErrClosed)
 	c.w.stop()
 	return nil
+}
+
+// Hangup ends the session without QUIT, as Close does, so no deletion is
+// committed and nothing retrieved counts (RFC 1939 §6: no UPDATE state);
+// but it first lets the server see the end: it closes the sending side
+// and, for up to wait, reads and discards what the server still sends,
+// until the server closes the connection. A server that locks the
+// mailbox for the session has then released it when Hangup returns, so
+// another session can start at once. It returns nil when the server
+// closed in time.
+func (c *Client) Hangup(wait time.Duration) error {
+	c.w.stop()
+	c.mu.Lock()
+	first := c.broken == nil
+	if first {
+		c.broken = ErrClosed
+	}
+	c.mu.Unlock()
+	if !first {
+		return nil // broken or closed already: nothing to wait for
+	}
+	defer c.raw.Close()
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		tc.CloseWrite() // close_notify
+	}
+	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	// The reads renew their own deadline (deadlineConn): the wait is
+	// bounded by closing the connection under them.
+	var late atomic.Bool
+	t := time.AfterFunc(wait, func() { late.Store(true); c.raw.Close() })
+	defer t.Stop()
+	var buf [4096]byte
+	for {
+		if _, err := c.br.Read(buf[:]); err != nil {
+			if err == io.EOF {
+				return nil
+			}
+			if late.Load() {
+				return fmt.Errorf("pop3: hanging up: the server did not close the connection within %v", wait)
+			}
+			return fmt.Errorf("pop3: hanging up: %w", err)
+		}
+	}
 }
 
 // fail marks the client broken with err (the first failure wins) and closes

@@ -781,3 +781,42 @@ func TestStartTLSNilConfig(t *testing.T) {
 		t.Fatalf("got %v, want *TLSError", err)
 	}
 }
+
+// TestHangup: Hangup ends the session without QUIT, and returns once the
+// server has seen the end, so a server that locks the mailbox for the
+// session has released it: a second session can log in at once. Plain and
+// implicit TLS; with a message still in flight.
+func TestHangup(t *testing.T) {
+	for _, implicit := range []bool{false, true} {
+		s, mb := startServer(t, "", "Subject: a\n\nbody\n", "Subject: b\n\nbody\n")
+		begin(t, s, implicit)
+		var c *pop3.Client
+		var err error
+		if implicit {
+			c, err = pop3.DialTLS(context.Background(), s.Addr(), tlsOpts(s))
+		} else {
+			c, err = pop3.Dial(context.Background(), s.Addr(), nil)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.User("alice")
+		if err := c.Pass("secret").Wait(); err != nil {
+			t.Fatal(err)
+		}
+		c.Dele(1)
+		c.Retr(2) // in flight, never read
+		if err := c.Hangup(5 * time.Second); err != nil {
+			t.Fatalf("implicit %v: %v", implicit, err)
+		}
+		if !errors.Is(c.Err(), pop3.ErrClosed) {
+			t.Errorf("Err after Hangup: %v", c.Err())
+		}
+		if s.Active() != 0 {
+			t.Errorf("implicit %v: the server still has %d sessions after Hangup", implicit, s.Active())
+		}
+		if mb.Len() != 2 {
+			t.Errorf("implicit %v: %d messages left, want 2: no QUIT, no deletion", implicit, mb.Len())
+		}
+	}
+}

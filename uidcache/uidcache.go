@@ -40,14 +40,25 @@ const (
 	Deleted State = 'D'
 	// Skipped: not retrieved on purpose (too large) and already reported.
 	Skipped State = 'S'
+	// Broken: retrieving it broke the session Entry.Breaks runs in a row
+	// (1 to 9); it is retrieved again.
+	Broken State = 'B'
+	// Quarantined: retrieving it broke the session too many runs in a
+	// row; it is left on the server (a "poison" message) until forgotten.
+	Quarantined State = 'Q'
 )
 
-func (s State) valid() bool { return s == Retrieved || s == Deleted || s == Skipped }
+func (s State) valid() bool {
+	return s == Retrieved || s == Deleted || s == Skipped || s == Broken || s == Quarantined
+}
 
 // Entry is what the cache knows of a UID.
 type Entry struct {
 	Seen  time.Time // when the message was first seen, to the second
 	State State
+	// Breaks counts the runs in a row whose session broke while
+	// retrieving the message (State Broken): 1 to 9.
+	Breaks int
 }
 
 // Cache is the set of UIDs known for one mailbox. It is not safe for
@@ -137,7 +148,7 @@ func Open(dir, key string) (*Cache, error) {
 
 func parseLine(line string) (string, Entry, error) {
 	f := strings.Split(line, "\t")
-	if len(f) != 3 || len(f[2]) != 1 {
+	if len(f) != 3 || len(f[2]) < 1 || len(f[2]) > 2 {
 		return "", Entry{}, errors.New("malformed line: want UID, time and state separated by tabs")
 	}
 	uid, err := decodeUID(f[0])
@@ -152,7 +163,14 @@ func parseLine(line string) (string, Entry, error) {
 	if !st.valid() {
 		return "", Entry{}, fmt.Errorf("bad state %q", f[2])
 	}
-	return uid, Entry{Seen: seen, State: st}, nil
+	e := Entry{Seen: seen, State: st}
+	switch {
+	case st == Broken && len(f[2]) == 2 && '1' <= f[2][1] && f[2][1] <= '9':
+		e.Breaks = int(f[2][1] - '0')
+	case len(f[2]) != 1:
+		return "", Entry{}, fmt.Errorf("bad state %q", f[2])
+	}
+	return uid, e, nil
 }
 
 // Path returns the cache file's path.
@@ -173,9 +191,15 @@ func (c *Cache) Get(uid string) (Entry, bool) {
 	return it.Entry, true
 }
 
-// Put records a UID. Seen is truncated to the second.
+// Put records a UID. Seen is truncated to the second; Breaks is kept
+// within 1 to 9 for Broken, and 0 otherwise.
 func (c *Cache) Put(uid string, e Entry) {
 	e.Seen = e.Seen.UTC().Truncate(time.Second)
+	if e.State != Broken {
+		e.Breaks = 0
+	} else {
+		e.Breaks = min(max(e.Breaks, 1), 9)
+	}
 	it, ok := c.entries[uid]
 	if ok && it.Entry == e {
 		return
@@ -231,6 +255,28 @@ func (c *Cache) Save() error {
 	return nil
 }
 
+// SaveReserving saves the cache as Save does, padded with a comment line
+// as long as n more entries would make it: it proves, before a run
+// delivers n messages, that the cache can be saved with them, on a file
+// system that is neither full nor read-only (CONTRACT §5).
+func (c *Cache) SaveReserving(n int) error {
+	s := c.Snapshot()
+	// comment lines of 64 bytes, well within what Open reads as a line
+	line := "# room for the entries of a run " + strings.Repeat(".", 31) + "\n"
+	for pad := min(n, 1<<20) * reservePerEntry; pad > 0; pad -= len(line) {
+		s.data = append(s.data, line...)
+	}
+	if err := s.Write(); err != nil {
+		c.dirty = true
+		return err
+	}
+	return nil
+}
+
+// reservePerEntry is the room SaveReserving keeps per entry: a UID of
+// RFC 1939's 70 characters, the time, the state and the separators.
+const reservePerEntry = 96
+
 // Snapshot is the cache's contents at one moment, ready to be written
 // while the cache goes on changing: the slow part of a save (the writes
 // and fsyncs) can run in another goroutine.
@@ -256,7 +302,8 @@ func (c *Cache) Snapshot() *Snapshot {
 	var b bytes.Buffer
 	b.Grow(128 + 48*len(c.entries))
 	fmt.Fprintf(&b, "# popfetch UID cache v1: %s\n", encodeUID(c.key))
-	fmt.Fprintf(&b, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped\n")
+	fmt.Fprintf(&b, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped, "+
+		"Bn broke n sessions, Q quarantined\n")
 	for _, it := range c.order {
 		if !it.removed {
 			b.WriteString(it.line)
@@ -268,7 +315,11 @@ func (c *Cache) Snapshot() *Snapshot {
 
 // formatLine is an entry's line in the file.
 func formatLine(uid string, e Entry) string {
-	return encodeUID(uid) + "\t" + e.Seen.UTC().Format(time.RFC3339) + "\t" + string(rune(e.State)) + "\n"
+	state := string(rune(e.State))
+	if e.State == Broken {
+		state += string(rune('0' + e.Breaks))
+	}
+	return encodeUID(uid) + "\t" + e.Seen.UTC().Format(time.RFC3339) + "\t" + state + "\n"
 }
 
 // MarkDirty marks the cache as changed since it was last saved.

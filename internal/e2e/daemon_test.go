@@ -177,9 +177,10 @@ func TestDaemonPollsAndReloads(t *testing.T) {
 }
 
 // TestDaemonSignalsAtRandom: SIGTERM or SIGINT at random moments of a
-// fetch ends the daemon with exit 0, with every message either delivered
-// whole and gone from the server, or still on the server: never both,
-// never neither, never half.
+// fetch ends the daemon with exit 0, with every message delivered whole or
+// still on the server, never neither, never half. A message may be both
+// (CONTRACT §5: a stop with RETRs in flight ends the session without QUIT):
+// the next run then deletes it unseen, so it is delivered exactly once.
 func TestDaemonSignalsAtRandom(t *testing.T) {
 	const n = 300
 	msgs := mailgen.Traps(n, 5)
@@ -211,13 +212,14 @@ func TestDaemonSignalsAtRandom(t *testing.T) {
 		for _, m := range mb.Messages() {
 			onServer[mailgen.ID(m.Data)] = true
 		}
+		got := map[string]bool{}
 		for _, m := range delivered {
-			if onServer[mailgen.ID(stripReceived(t, m))] {
-				t.Fatalf("round %d: message %s delivered and still on the server after a graceful stop", round, mailgen.ID(stripReceived(t, m)))
-			}
+			got[mailgen.ID(stripReceived(t, m))] = true
 		}
-		if len(delivered)+len(onServer) != n {
-			t.Fatalf("round %d: %d delivered + %d on the server != %d", round, len(delivered), len(onServer), n)
+		for _, m := range msgs {
+			if id := mailgen.ID(m); !got[id] && !onServer[id] {
+				t.Fatalf("round %d: message %s neither delivered nor on the server", round, id)
+			}
 		}
 		t.Logf("round %d: %v after the daemon delivered %d of %d", round, sig, len(delivered), n)
 		mustRun(t, 0, "-c", d.cfg)

@@ -370,7 +370,7 @@ func TestFaultQuitAnswerLost(t *testing.T) {
 			t.Fatal("want all delivered and deleted")
 		}
 		e.rerun(false, false)
-		c, err := uidcache.Open(e.state, "alice@127.0.0.1")
+		c, err := uidcache.Open(e.state, "alice@"+e.srv.Addr())
 		if err != nil || c.Len() != 0 {
 			t.Fatalf("cache after the rerun: %v, %v", c.UIDs(), err)
 		}
@@ -510,7 +510,7 @@ func TestFaultHostileUIDs(t *testing.T) {
 		if e.retrs() != before {
 			t.Fatal("the second run retrieved messages again")
 		}
-		c, err := uidcache.Open(e.state, "alice@127.0.0.1")
+		c, err := uidcache.Open(e.state, "alice@"+e.srv.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/popfetch/popfetch/internal/mailgen"
@@ -188,10 +189,13 @@ func firstDiff(a, b []byte) int {
 // cutBeforeQuit is a TCP proxy that forwards a plaintext POP3 session and
 // drops both connections when the client sends QUIT, so the server never
 // commits the deletions and the client never gets an answer.
+// Once pass is set, it forwards everything: the same address (and so the
+// same mailbox identity, CONTRACT §2) reaches the server whole.
 type cutBeforeQuit struct {
 	ln     net.Listener
 	target string
 	wg     sync.WaitGroup
+	pass   atomic.Bool
 }
 
 func startCutBeforeQuit(t *testing.T, target string) *cutBeforeQuit {
@@ -238,7 +242,7 @@ func (p *cutBeforeQuit) serve() {
 				if n > 0 {
 					chunk := buf[:n]
 					tail = append(tail[max(0, len(tail)-8):], chunk...)
-					if i := bytes.Index(tail, []byte("QUIT\r\n")); i >= 0 {
+					if i := bytes.Index(tail, []byte("QUIT\r\n")); i >= 0 && !p.pass.Load() {
 						// forward what came before QUIT, then cut
 						if j := bytes.Index(chunk, []byte("QUIT")); j > 0 {
 							s.Write(chunk[:j])

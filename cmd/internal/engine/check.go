@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 
 	"github.com/popfetch/popfetch/pop3"
 )
@@ -49,38 +48,45 @@ type HeaderFunc func(m NewMessage, header io.Reader) error
 func Check(ctx context.Context, opts Options, header HeaderFunc) (CheckResult, error) {
 	r := newRun(opts)
 	var res CheckResult
-	msgs, closeSession, err := r.open(ctx)
+	release, err := r.openMailbox()
 	if err != nil {
 		return res, err
 	}
-	defer closeSession()
-	res.Listed = len(msgs)
+	defer release()
+	s, err := r.openSession(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer s.close()
+	res.Listed = len(s.msgs)
 
-	// plan is Run's own decision, so "new" means what a fetch would
-	// retrieve. It edits r.cache (drops UIDs no longer listed, marks
-	// too-large messages Skipped) and logs those as it goes: the edits are
-	// never saved here, and the warnings are a fetch's to give, once, when
-	// it records them — a check would repeat them on every run.
-	log := r.log
-	r.log = slog.New(slog.DiscardHandler)
-	p, err := r.plan(msgs)
-	r.log = log
+	// The plan is Run's own decision, so "new" means what a fetch would
+	// retrieve. Check only reads it: the cache is not changed, and the
+	// warnings are a fetch's to give, once, when it records them.
+	p, err := makePlan(r.acct, r.cache, s.msgs, r.noUIDL, r.opts.AcceptAllAsNew, r.now())
 	if err != nil {
 		return res, err
 	}
-	res.Skipped = r.res.Skipped
+	res.Skipped = len(p.tooLarge)
 	for _, m := range p.fetch {
 		res.New = append(res.New, NewMessage{Number: m.num, UID: m.uid, Size: m.size})
 		res.NewBytes += m.size
 	}
-	if header != nil {
-		if err := r.headers(res.New, header); err != nil {
+	if header != nil && len(res.New) > 0 {
+		// CONTRACT §5: TOP may count as retrieval (GNU mailutils with
+		// expire 0 removes what TOP showed, at QUIT), so a session that
+		// sent TOP ends by hanging up, which commits nothing.
+		if err := r.headers(s.c, res.New, header); err != nil {
 			return res, err
 		}
+		if err := s.c.Hangup(hangupWait); err != nil {
+			r.log.Info("the server did not end the session at once after the hang-up", "error", err)
+		}
+		return res, nil
 	}
 	// RFC 1939 §6: nothing was marked deleted, so QUIT commits nothing. The
 	// answer is known already: a QUIT that fails changes nothing of it.
-	if err := r.c.Quit(); err != nil {
+	if err := s.c.Quit(); err != nil {
 		r.log.Info("the session ended before the server confirmed QUIT; nothing was changed on the server", "error", err)
 	}
 	return res, nil
@@ -88,12 +94,12 @@ func Check(ctx context.Context, opts Options, header HeaderFunc) (CheckResult, e
 
 // headers asks for the header of each message with TOP n 0, at most
 // aheadMessages ahead of the one being read, and hands each to fn.
-func (r *run) headers(msgs []NewMessage, fn HeaderFunc) error {
+func (r *run) headers(c *pop3.Client, msgs []NewMessage, fn HeaderFunc) error {
 	tops := make([]pop3.RetrCommand, len(msgs))
 	issued := 0
 	for i, m := range msgs {
 		for issued < len(msgs) && issued-i < aheadMessages {
-			tops[issued] = r.c.Top(msgs[issued].Number, 0)
+			tops[issued] = c.Top(msgs[issued].Number, 0)
 			issued++
 		}
 		body, err := tops[i].Body()

@@ -40,6 +40,9 @@ func TestCheckIsWhatRunWouldFetch(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(f.acct.StateDir, uidcache.FileName(f.acct.Key()))); !os.IsNotExist(err) {
 		t.Errorf("Check wrote a cache: %v", err)
 	}
+	if f.srv.Active() != 0 {
+		t.Error("Check returned before the server saw its hang-up")
+	}
 
 	run, err := f.run(t, Options{})
 	if err != nil || run.Fetched != 3 {

@@ -230,6 +230,7 @@ func TestQuitNeverAnswered(t *testing.T) {
 
 func TestLocked(t *testing.T) {
 	f := newFixture(t, 1)
+	f.start(t)
 	lock, err := lockAccount(f.acct.StateDir, f.acct.Key())
 	if err != nil {
 		t.Fatal(err)
@@ -247,6 +248,7 @@ func TestLocked(t *testing.T) {
 func TestTripwire(t *testing.T) {
 	f := newFixture(t, 0)
 	f.acct.Keep = true
+	f.start(t)
 	c, _ := uidcache.Open(f.acct.StateDir, f.acct.Key())
 	for i := 0; i < 15; i++ {
 		c.Put(fmt.Sprintf("old-%d", i), uidcache.Entry{Seen: time.Now(), State: uidcache.Retrieved})

@@ -165,6 +165,7 @@ func TestSharedUIDNotDeletedUnseen(t *testing.T) {
 	f.mb.AddWithUID("dup", testMessage(0))
 	f.mb.AddWithUID("dup", testMessage(1))
 	f.mb.AddWithUID("once", testMessage(2))
+	f.start(t)
 	c, err := uidcache.Open(f.acct.StateDir, f.acct.Key())
 	if err != nil {
 		t.Fatal(err)

@@ -36,6 +36,11 @@ func Forget(a *config.Account, uids []string) (int, error) {
 		return 0, err
 	}
 	defer lock.Close()
+	if a.AdoptKey != "" {
+		if err := adoptCache(a.StateDir, a.AdoptKey, a.Key()); err != nil {
+			return 0, &StateError{err}
+		}
+	}
 	cache, err := uidcache.Open(a.StateDir, a.Key())
 	if err != nil {
 		return 0, &StateError{err}

@@ -1,13 +1,29 @@
 package engine
 
 import (
+	"time"
+
+	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/uidcache"
 )
 
-// plan is what a run will do with the listed messages.
+// plan is what a run will do with the messages a server listed. Making it
+// changes nothing: Run applies it (the cache edits, the reports), Check
+// only reads it.
 type plan struct {
-	fetch []message // to retrieve and deliver, in server order
-	dele  []message // to delete without retrieving
+	fetch  []message // to retrieve and deliver, in server order
+	dele   []message // to delete without retrieving (recorded before)
+	forget []string  // cached UIDs no longer listed: deleted, here or elsewhere
+	// tooLarge are new messages larger than max_size, not reported
+	// before: recorded as Skipped, and reported, once.
+	tooLarge []message
+	// tooLargeKnown counts those reported by an earlier run.
+	tooLargeKnown int
+	// quarantined are messages whose retrieval broke quarantineAfter
+	// sessions in a row: left on the server, reported on every run.
+	quarantined []message
+	// shared are the UIDs that name several messages, with how many.
+	shared map[string]int
 }
 
 // Tripwire thresholds (CONTRACT §5): the cache must remember at least
@@ -19,26 +35,38 @@ const (
 	tripListed = 10
 )
 
-// plan decides, for each listed message, whether to retrieve it, delete it
-// unseen, or leave it, and forgets cached UIDs no longer on the server.
-func (r *run) plan(msgs []message) (plan, error) {
-	a, cache := r.acct, r.cache
-	var p plan
-	if r.noUIDL {
-		return r.planWithoutUIDs(msgs), nil
+// quarantineAfter is how many runs in a row the retrieval of a message
+// may break the session before it is left on the server (CONTRACT §5:
+// a poison message does not strand the mailbox).
+const quarantineAfter = 3
+
+// cacheView is what planning reads of the UID cache.
+type cacheView interface {
+	Get(uid string) (uidcache.Entry, bool)
+	Each(fn func(uid string, e uidcache.Entry))
+	Len() int
+	Path() string
+}
+
+// makePlan decides, for each listed message, whether to retrieve it,
+// delete it unseen, or leave it, and which cached UIDs to forget. It is a
+// pure function of the account's settings, the cache, the listing and the
+// time. A listing without UIDs (noUIDL) is planned without the cache.
+func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, acceptAllAsNew bool, now time.Time) (plan, error) {
+	if noUIDL {
+		return planWithoutUIDs(a, msgs), nil
 	}
-	listed := make(map[string]bool, len(msgs))
-	known := 0
+	var p plan
+	known := 0 // listed messages the cache knows
 	for _, m := range msgs {
-		listed[m.uid] = true
 		if _, ok := cache.Get(m.uid); ok {
 			known++
 		}
 	}
-	if a.Keep && known == 0 && !r.opts.AcceptAllAsNew && len(msgs) >= tripListed {
+	if a.Keep && known == 0 && !acceptAllAsNew && len(msgs) >= tripListed {
 		retrieved := 0
 		cache.Each(func(_ string, e uidcache.Entry) {
-			if e.State != uidcache.Skipped {
+			if e.State == uidcache.Retrieved || e.State == uidcache.Deleted {
 				retrieved++
 			}
 		})
@@ -46,25 +74,34 @@ func (r *run) plan(msgs []message) (plan, error) {
 			return p, &CacheMismatchError{Cached: retrieved, Listed: len(msgs), Path: cache.Path()}
 		}
 	}
-	// Forget what the server no longer has: it was deleted, here or
-	// elsewhere. The listing is complete, so this is safe. (Unsorted: a
-	// run with no new mail does no more than read the cache.)
-	cache.Each(func(uid string, _ uidcache.Entry) {
-		if !listed[uid] {
-			cache.Delete(uid)
+	p.shared = sharedUIDs(msgs)
+	if known-sharedExtra(p.shared, cache) < cache.Len() {
+		// Some cached UIDs are not listed: the listing is complete, so
+		// they were deleted, here or elsewhere, and are forgotten.
+		listed := make(map[string]bool, len(msgs))
+		for _, m := range msgs {
+			listed[m.uid] = true
 		}
-	})
-	now := r.now()
+		cache.Each(func(uid string, _ uidcache.Entry) {
+			if !listed[uid] {
+				p.forget = append(p.forget, uid)
+			}
+		})
+	}
 	limit := a.MaxMessages
-	shared := sharedUIDs(msgs)
 	for _, m := range msgs {
 		e, cached := cache.Get(m.uid)
+		if cached && e.State == uidcache.Quarantined {
+			p.quarantined = append(p.quarantined, m)
+			continue
+		}
+		recorded := cached && (e.State == uidcache.Retrieved || e.State == uidcache.Deleted)
 		unseen := false // delete without retrieving
 		switch {
-		case cached && e.State == uidcache.Deleted && !a.Keep:
+		case recorded && e.State == uidcache.Deleted && !a.Keep:
 			// delivered in a session whose QUIT never completed
 			unseen = true
-		case cached && e.State != uidcache.Skipped && !a.FetchAll:
+		case recorded && !a.FetchAll:
 			// retrieved before: in keep mode, deleted once old enough;
 			// else retrieved in keep mode and now to be deleted
 			unseen = !a.Keep || (a.DeleteAfter > 0 && now.Sub(e.Seen) > a.DeleteAfter)
@@ -79,7 +116,7 @@ func (r *run) plan(msgs []message) (plan, error) {
 			// none of them is deleted unseen. In keep mode they stay as
 			// they are; else they are retrieved again, which is at worst
 			// a duplicate, never a loss.
-			if shared[m.uid] == 0 {
+			if p.shared[m.uid] == 0 {
 				p.dele = append(p.dele, m)
 				continue
 			}
@@ -88,11 +125,10 @@ func (r *run) plan(msgs []message) (plan, error) {
 			}
 		}
 		if a.MaxSize > 0 && m.size > a.MaxSize {
-			if !cached {
-				r.log.Warn("message larger than max_size left on the server",
-					"uid", m.uid, "size", m.size, "max_size", a.MaxSize)
-				cache.Put(m.uid, uidcache.Entry{Seen: now, State: uidcache.Skipped})
-				r.res.Skipped++
+			if cached && e.State == uidcache.Skipped {
+				p.tooLargeKnown++
+			} else {
+				p.tooLarge = append(p.tooLarge, m)
 			}
 			continue
 		}
@@ -101,35 +137,30 @@ func (r *run) plan(msgs []message) (plan, error) {
 		}
 		p.fetch = append(p.fetch, m)
 	}
-	r.res.New = len(p.fetch)
-	if len(shared) > 0 {
-		n, example := 0, ""
-		for uid, k := range shared {
-			n += k
-			if example == "" || uid < example {
-				example = uid
-			}
-		}
-		r.log.Warn("the server gives the same UID to several messages (RFC 1939 §7 wants each unique): "+
-			"popfetch retrieves them all, but cannot tell them apart later; in keep mode a new message "+
-			"under a UID already retrieved is not seen", "messages", n, "uids", len(shared), "example", example)
-	}
 	return p, nil
 }
 
+// sharedExtra counts the listed messages beyond the first of each shared
+// UID that the cache knows: known counts messages, the cache UIDs.
+func sharedExtra(shared map[string]int, cache cacheView) int {
+	n := 0
+	for uid, k := range shared {
+		if _, ok := cache.Get(uid); ok {
+			n += k - 1
+		}
+	}
+	return n
+}
+
 // planWithoutUIDs retrieves every message, within max_size and
-// max_messages, for a server without UIDL (delete mode only; see open).
-// The cache is neither read nor changed: it holds nothing of these
-// messages. A message too large is reported on every run, as nothing can
-// remember it was.
-func (r *run) planWithoutUIDs(msgs []message) plan {
-	a := r.acct
+// max_messages, for a server without UIDL (delete mode only; see
+// session.list). The cache holds nothing of these messages. A message too
+// large is reported on every run, as nothing can remember it was.
+func planWithoutUIDs(a *config.Account, msgs []message) plan {
 	var p plan
 	for _, m := range msgs {
 		if a.MaxSize > 0 && m.size > a.MaxSize {
-			r.log.Warn("message larger than max_size left on the server",
-				"number", m.num, "size", m.size, "max_size", a.MaxSize)
-			r.res.Skipped++
+			p.tooLarge = append(p.tooLarge, m)
 			continue
 		}
 		if a.MaxMessages > 0 && len(p.fetch) >= a.MaxMessages {
@@ -137,20 +168,22 @@ func (r *run) planWithoutUIDs(msgs []message) plan {
 		}
 		p.fetch = append(p.fetch, m)
 	}
-	r.res.New = len(p.fetch)
 	return p
 }
 
 // sharedUIDs returns the UIDs listed for more than one message, with how
-// many messages each names.
+// many messages each names; nil if there are none.
 func sharedUIDs(msgs []message) map[string]int {
 	count := make(map[string]int, len(msgs))
 	for _, m := range msgs {
 		count[m.uid]++
 	}
-	shared := map[string]int{}
+	var shared map[string]int
 	for uid, n := range count {
 		if n > 1 {
+			if shared == nil {
+				shared = map[string]int{}
+			}
 			shared[uid] = n
 		}
 	}

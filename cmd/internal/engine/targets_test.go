@@ -53,14 +53,16 @@ func TestMDATargetFailures(t *testing.T) {
 			if err == nil || res.Fetched != 2 || res.Failed != 1 {
 				t.Fatalf("%+v %v", res, err)
 			}
-			if f.mb.Len() != 1 {
-				t.Fatalf("server holds %d, want the failed message only", f.mb.Len())
+			// CONTRACT §5: a message retrieved and not delivered means no
+			// QUIT; the two delivered are deleted by the next run.
+			if f.mb.Len() != 3 || !res.HungUp {
+				t.Fatalf("server holds %d (hung up: %v), want all 3 and no QUIT", f.mb.Len(), res.HungUp)
 			}
 			// the failed message is retried by the next run
 			if err := os.WriteFile(script, []byte("#!/bin/sh\ncat > \"$1/retry\"\n"), 0o700); err != nil {
 				t.Fatal(err)
 			}
-			if res, err := f.run(t, Options{}); err != nil || res.Fetched != 1 || f.mb.Len() != 0 {
+			if res, err := f.run(t, Options{}); err != nil || res.Fetched != 1 || res.Deleted != 3 || f.mb.Len() != 0 {
 				t.Fatalf("retry: %+v %v", res, err)
 			}
 		})

@@ -1,0 +1,77 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/deliver"
+)
+
+// targetKind is what the engine needs to know of a kind of delivery
+// target, chosen once from the account's [account.deliver].
+type targetKind struct {
+	name string
+	// open opens the account's target of this kind.
+	open func(d config.Deliver) (deliver.Target, error)
+	// limits bound a batch: how much is delivered before it is made
+	// durable, recorded and deleted.
+	limits batchLimits
+	// needsSender: the target wants the envelope sender (Return-Path),
+	// which costs a look at the message's header.
+	needsSender bool
+}
+
+// batchLimits bound how much is delivered before it is made durable,
+// recorded and deleted: larger batches share an fsync among more messages;
+// smaller ones leave fewer duplicates after a crash (what was delivered but
+// not recorded is fetched again).
+type batchLimits struct {
+	messages int
+	bytes    int64
+	age      time.Duration
+}
+
+var (
+	maildirKind = targetKind{
+		name: "maildir",
+		open: func(d config.Deliver) (deliver.Target, error) { return deliver.OpenMaildir(d.Maildir) },
+		// Uncommitted messages wait in tmp/, invisible: a crash leaves
+		// no duplicate, so batches can be large.
+		limits: batchLimits{messages: 128, bytes: 32 << 20, age: 500 * time.Millisecond},
+	}
+	mboxKind = targetKind{
+		name: "mbox",
+		open: func(d config.Deliver) (deliver.Target, error) {
+			return deliver.OpenMbox(d.Mbox, deliver.MboxOptions{})
+		},
+		// Appended messages are visible at once, and a crash before the
+		// record leaves them to be fetched again: keep the window short.
+		// Each batch costs an fsync and a lock round (dotlock + fcntl).
+		limits:      batchLimits{messages: 8, bytes: 4 << 20, age: 20 * time.Millisecond},
+		needsSender: true,
+	}
+	mdaKind = targetKind{
+		name: "mda",
+		open: func(d config.Deliver) (deliver.Target, error) {
+			return deliver.NewMDA(d.MDA, deliver.MDAOptions{})
+		},
+		// An MDA delivers for good when it exits: record each at once
+		// (the save runs beside the next message's delivery).
+		limits:      batchLimits{messages: 1},
+		needsSender: true,
+	}
+)
+
+// kindOf returns the kind of the account's delivery target, nil if none
+// is configured.
+func kindOf(d config.Deliver) *targetKind {
+	switch {
+	case d.Maildir != "":
+		return &maildirKind
+	case d.Mbox != "":
+		return &mboxKind
+	case d.MDA != "":
+		return &mdaKind
+	}
+	return nil
+}
