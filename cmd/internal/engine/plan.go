@@ -89,6 +89,7 @@ func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, accept
 		})
 	}
 	limit := a.MaxMessages
+	var suspects []message // retrieving them broke a session
 	for _, m := range msgs {
 		e, cached := cache.Get(m.uid)
 		if cached && e.State == uidcache.Quarantined {
@@ -132,11 +133,18 @@ func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, accept
 			}
 			continue
 		}
-		if limit > 0 && len(p.fetch) >= limit {
+		if limit > 0 && len(p.fetch)+len(suspects) >= limit {
+			continue
+		}
+		if cached && e.State == uidcache.Broken {
+			suspects = append(suspects, m)
 			continue
 		}
 		p.fetch = append(p.fetch, m)
 	}
+	// A message whose retrieval broke the last session goes last: if it
+	// breaks this one too, the others are delivered first (CONTRACT §5).
+	p.fetch = append(p.fetch, suspects...)
 	return p, nil
 }
 
