@@ -2,151 +2,17 @@ package cmd
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/popfetch/popfetch/pop3/pop3test"
 	"github.com/popfetch/popfetch/uidcache"
 )
-
-// cliAccount is an account of a cliEnv: a user on the test server and the
-// settings written for it into the configuration.
-type cliAccount struct {
-	name, user, password string
-	extra                string // more TOML lines for the account
-	mb                   *pop3test.Mailbox
-}
-
-// cliEnv is a pop3test server with implicit TLS, trusted through
-// tls_ca_file, and a configuration file naming accounts on it. Commands run
-// in process through Main with captured output, as gitea's cmd tests do.
-type cliEnv struct {
-	t      *testing.T
-	srv    *pop3test.Server
-	dir    string
-	config string
-	state  string
-	accts  []*cliAccount
-}
-
-func newCLIEnv(t *testing.T) *cliEnv { return newCLIEnvWith(t, nil) }
-
-// newCLIEnvWith is newCLIEnv with a chance to set up the server (faults)
-// before it starts.
-func newCLIEnvWith(t *testing.T, setup func(*pop3test.Server)) *cliEnv {
-	t.Helper()
-	e := &cliEnv{t: t, srv: pop3test.NewServer(), dir: t.TempDir()}
-	if setup != nil {
-		setup(e.srv)
-	}
-	e.state = filepath.Join(e.dir, "state")
-	e.config = filepath.Join(e.dir, "config.toml")
-	if err := e.srv.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.srv.Close)
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.srv.Certificate().Raw})
-	if err := os.WriteFile(filepath.Join(e.dir, "ca.pem"), cert, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-// add adds a user on the server and an account for it; the server
-// accepts password, the configuration gives configured.
-func (e *cliEnv) add(name, extra string) *cliAccount {
-	return e.addWithPassword(name, "secret-"+name, "secret-"+name, extra)
-}
-
-func (e *cliEnv) addWithPassword(name, password, configured, extra string) *cliAccount {
-	a := &cliAccount{name: name, user: "u-" + name, password: configured, extra: extra}
-	a.mb = e.srv.AddUser(a.user, password)
-	e.accts = append(e.accts, a)
-	e.writeConfig()
-	return a
-}
-
-func (e *cliEnv) writeConfig() {
-	host, port, _ := net.SplitHostPort(e.srv.Addr())
-	var b strings.Builder
-	fmt.Fprintf(&b, "[defaults]\nstate_dir = %q\ntimeout = \"10s\"\ntls_ca_file = %q\n",
-		e.state, filepath.Join(e.dir, "ca.pem"))
-	for _, a := range e.accts {
-		fmt.Fprintf(&b, "\n[[account]]\nname = %q\nhost = %q\nport = %s\nuser = %q\npassword = %q\n%s\n",
-			a.name, host, port, a.user, a.password, a.extra)
-		fmt.Fprintf(&b, "[account.deliver]\nmaildir = %q\n", e.maildir(a))
-	}
-	if err := os.WriteFile(e.config, []byte(b.String()), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-func (e *cliEnv) maildir(a *cliAccount) string { return filepath.Join(e.dir, "Maildir-"+a.name) }
-
-// key is the account's mailbox identity, USER@HOST:PORT (the test
-// server's port is not the standard one).
-func (e *cliEnv) key(a *cliAccount) string { return a.user + "@" + e.srv.Addr() }
-
-func (e *cliEnv) cachePath(a *cliAccount) string {
-	return filepath.Join(e.state, uidcache.FileName(e.key(a)))
-}
-
-// delivered returns the number of messages in the account's Maildir.
-func (e *cliEnv) delivered(a *cliAccount) int {
-	ents, err := os.ReadDir(filepath.Join(e.maildir(a), "new"))
-	if err != nil && !os.IsNotExist(err) {
-		e.t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// run runs popfetch -c CONFIG args... and returns its exit code and output.
-func (e *cliEnv) run(args ...string) (code int, stdout, stderr string) {
-	e.t.Helper()
-	var out, errb bytes.Buffer
-	argv := append([]string{"popfetch", "-c", e.config}, args...)
-	code = Main(context.Background(), argv, &out, &errb)
-	return code, out.String(), errb.String()
-}
-
-// mustRun runs a command that must exit with want.
-func (e *cliEnv) mustRun(want int, args ...string) (stdout, stderr string) {
-	e.t.Helper()
-	code, out, errs := e.run(args...)
-	if code != want {
-		e.t.Fatalf("popfetch %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out, errs)
-	}
-	return out, errs
-}
-
-// lock holds the account's lock as a running fetch would, until the test
-// ends or the returned function is called.
-func (e *cliEnv) lock(a *cliAccount) func() {
-	e.t.Helper()
-	if err := os.MkdirAll(e.state, 0o700); err != nil {
-		e.t.Fatal(err)
-	}
-	f, err := os.OpenFile(filepath.Join(e.state, uidcache.EscapeKey(e.key(a))+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { f.Close() })
-	return func() { f.Close() }
-}
 
 func sizes(mb *pop3test.Mailbox) int64 {
 	var n int64
@@ -445,7 +311,7 @@ func TestCheckListDecodesHeaders(t *testing.T) {
 // TOP is optional (RFC 1939 §7): without it, --list still counts and lists
 // the messages, without their headers.
 func TestCheckListWithoutTOP(t *testing.T) {
-	e := newCLIEnvWith(t, func(s *pop3test.Server) { s.Faults.HideCaps = []string{"TOP"} })
+	e := newCLIEnv(t, serverSetup(func(s *pop3test.Server) { s.Faults.HideCaps = []string{"TOP"} }))
 	a := e.add("personal", "")
 	u := a.mb.Add(plainMessage(1))
 	out, errs := e.mustRun(0, "check", "--list")

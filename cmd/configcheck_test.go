@@ -1,8 +1,6 @@
 package cmd
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,9 +16,8 @@ func configCheck(t *testing.T, toml string) (code int, path, stdout, stderr stri
 	if err := os.WriteFile(path, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out, errb bytes.Buffer
-	code = Main(context.Background(), []string{"popfetch", "-c", path, "config", "check"}, &out, &errb)
-	return code, path, out.String(), errb.String()
+	code, stdout, stderr = runMain(t, "-c", path, "config", "check")
+	return code, path, stdout, stderr
 }
 
 func TestConfigCheckReportsEveryProblem(t *testing.T) {
@@ -83,11 +80,10 @@ maildir = "/tmp/Mail2"
 }
 
 func TestConfigCheckMissingFile(t *testing.T) {
-	var out, errb bytes.Buffer
 	path := filepath.Join(t.TempDir(), "nope.toml")
-	code := Main(context.Background(), []string{"popfetch", "-c", path, "config", "check"}, &out, &errb)
-	if code != exitConfig || !strings.HasPrefix(errb.String(), path+": cannot read: ") {
-		t.Errorf("exit %d, stderr %q", code, errb.String())
+	code, _, errs := runMain(t, "-c", path, "config", "check")
+	if code != exitConfig || !strings.HasPrefix(errs, path+": cannot read: ") {
+		t.Errorf("exit %d, stderr %q", code, errs)
 	}
 }
 

@@ -63,14 +63,11 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	acct := &config.Account{
-		Name: "demo", Host: host, Port: port, TLS: config.TLSImplicit, TLSFingerprint: pin,
-		User: "demo", Auth: config.AuthAuto, Password: "demo-secret",
-		ReceivedHeader: true, Timeout: 30 * time.Second,
-		StateDir: filepath.Join(dir, "state"),
-		Deliver:  config.Deliver{Maildir: filepath.Join(dir, "Maildir")},
-		Lines:    map[string]int{},
-	}
+	acct := config.NewAccount(config.OSEnv())
+	acct.Name, acct.Host, acct.Port, acct.TLSFingerprint = "demo", host, port, pin
+	acct.User, acct.Password = "demo", "demo-secret"
+	acct.StateDir = filepath.Join(dir, "state")
+	acct.Deliver.Maildir = filepath.Join(dir, "Maildir")
 	out := g.stdout
 	fmt.Fprintf(out, "popfetch demo: a POP3 server is running on %s (implicit TLS, certificate pinned as %s…)\n", srv.Addr(), pin[:23])
 	fmt.Fprintf(out, "popfetch demo: it holds %d messages for user %q\n", mb.Len(), "demo")

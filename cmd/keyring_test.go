@@ -2,11 +2,7 @@ package cmd
 
 import (
 	"bytes"
-	"context"
-	"encoding/pem"
 	"errors"
-	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +12,6 @@ import (
 	"time"
 
 	"github.com/zalando/go-keyring"
-
-	"github.com/popfetch/popfetch/pop3/pop3test"
 )
 
 // childTestEnv marks the child process of rerunTest and names the test it
@@ -123,105 +117,6 @@ func waitForSecretService(t *testing.T) {
 	}
 }
 
-// kEnv is a pop3test server with implicit TLS, trusted through
-// tls_ca_file, and a configuration of accounts on it. Commands run in
-// process through Main.
-type kEnv struct {
-	t      *testing.T
-	pop    *pop3test.Server
-	dir    string
-	config string
-	accts  []string
-}
-
-// host is the mailbox identity's host part: the server's address with
-// its port, which is not the standard one (CONTRACT §2).
-func (e *kEnv) host() string { return e.pop.Addr() }
-
-func newKEnv(t *testing.T, mechanisms ...string) *kEnv {
-	t.Helper()
-	e := &kEnv{t: t, pop: pop3test.NewServer(), dir: t.TempDir()}
-	e.pop.Mechanisms = mechanisms
-	if err := e.pop.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.pop.Close)
-	e.config = filepath.Join(e.dir, "config.toml")
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: e.pop.Certificate().Raw})
-	if err := os.WriteFile(filepath.Join(e.dir, "ca.pem"), cert, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return e
-}
-
-// add adds an account with extra TOML lines, delivering to its own
-// Maildir, and rewrites the configuration.
-func (e *kEnv) add(name, user, extra string) {
-	e.t.Helper()
-	host, port, _ := net.SplitHostPort(e.pop.Addr())
-	e.accts = append(e.accts, fmt.Sprintf("[[account]]\nname = %q\nhost = %q\nport = %s\nuser = %q\n%s\n\n[account.deliver]\nmaildir = %q\n",
-		name, host, port, user, extra, e.maildir(name)))
-	body := fmt.Sprintf("[defaults]\nstate_dir = %q\ntimeout = \"10s\"\ntls_ca_file = %q\n\n%s",
-		filepath.Join(e.dir, "state"), filepath.Join(e.dir, "ca.pem"), strings.Join(e.accts, "\n"))
-	if err := os.WriteFile(e.config, []byte(body), 0o600); err != nil {
-		e.t.Fatal(err)
-	}
-}
-
-func (e *kEnv) maildir(name string) string { return filepath.Join(e.dir, "Maildir-"+name) }
-
-// delivered counts the messages in an account's Maildir.
-func (e *kEnv) delivered(name string) int {
-	e.t.Helper()
-	ents, err := os.ReadDir(filepath.Join(e.maildir(name), "new"))
-	if err != nil && !os.IsNotExist(err) {
-		e.t.Fatal(err)
-	}
-	return len(ents)
-}
-
-// run runs popfetch -c CONFIG args... in process.
-func (e *kEnv) run(args ...string) (code int, stdout, stderr string) {
-	e.t.Helper()
-	var out, errb bytes.Buffer
-	code = Main(context.Background(), append([]string{"popfetch", "-c", e.config}, args...), &out, &errb)
-	return code, out.String(), errb.String()
-}
-
-// mustRun runs a command that must exit with want, and returns its
-// standard error.
-func (e *kEnv) mustRun(want int, args ...string) string {
-	e.t.Helper()
-	code, out, errs := e.run(args...)
-	if code != want {
-		e.t.Fatalf("popfetch %s: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, want, out, errs)
-	}
-	return errs
-}
-
-// withStdin makes os.Stdin read data (from a file: not a terminal) while
-// f runs, as `printf data | popfetch ...` would.
-func withStdin(t *testing.T, data string, f func()) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "stdin")
-	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	in, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	saved := os.Stdin
-	os.Stdin = in
-	defer func() { os.Stdin = saved }()
-	f()
-}
-
-func testMessage(i int) []byte {
-	return []byte(fmt.Sprintf("From: a@example.org\nSubject: message %d\n\nbody %d\n", i, i))
-}
-
 // TestPasswordKeyring: password set, a fetch that logs in with the stored
 // password, password delete, and a fetch that finds no password — with a
 // real Secret Service.
@@ -229,14 +124,13 @@ func TestPasswordKeyring(t *testing.T) {
 	if !withSecretService(t) {
 		return
 	}
-	e := newKEnv(t)
-	mb := e.pop.AddUser("alice", "s3cret pass")
-	mb.Add(testMessage(1))
-	e.add("personal", "alice", "")
-	key := "alice@" + e.host()
+	e := newCLIEnv(t)
+	a := e.addAccount(&cliAccount{name: "personal", user: "alice"}, "s3cret pass")
+	a.mb.Add(testMessage(1))
+	key := e.key(a) // alice@127.0.0.1:PORT
 
 	withStdin(t, "s3cret pass\r\nthe next line is not read\n", func() {
-		errs := e.mustRun(0, "password", "set", "personal")
+		_, errs := e.mustRun(0, "password", "set", "personal")
 		if !strings.Contains(errs, `key "`+key+`"`) || strings.Contains(errs, "s3cret") {
 			t.Errorf("password set said:\n%s", errs)
 		}
@@ -245,28 +139,28 @@ func TestPasswordKeyring(t *testing.T) {
 		t.Fatalf("keyring holds %q, %v", pw, err)
 	}
 	e.mustRun(0, "fetch")
-	if n := e.delivered("personal"); n != 1 {
+	if n := e.delivered(a); n != 1 {
 		t.Fatalf("%d messages delivered, want 1", n)
 	}
 
-	errs := e.mustRun(0, "password", "delete", "personal")
+	_, errs := e.mustRun(0, "password", "delete", "personal")
 	if !strings.Contains(errs, "deleted") {
 		t.Errorf("password delete said:\n%s", errs)
 	}
 	if _, err := keyring.Get("popfetch", key); !errors.Is(err, keyring.ErrNotFound) {
 		t.Fatalf("after delete: %v", err)
 	}
-	errs = e.mustRun(0, "password", "delete", "personal")
+	_, errs = e.mustRun(0, "password", "delete", "personal")
 	if !strings.Contains(errs, "no password stored") {
 		t.Errorf("a second delete said:\n%s", errs)
 	}
 
-	mb.Add(testMessage(2))
-	errs = e.mustRun(exitConfig, "fetch")
+	a.mb.Add(testMessage(2))
+	_, errs = e.mustRun(exitConfig, "fetch")
 	if !strings.Contains(errs, "no password for "+key) || !strings.Contains(errs, "popfetch password set personal") {
 		t.Errorf("fetch without a password said:\n%s", errs)
 	}
-	if n := e.delivered("personal"); n != 1 {
+	if n := e.delivered(a); n != 1 {
 		t.Errorf("%d messages delivered, want still 1", n)
 	}
 
@@ -284,16 +178,16 @@ func TestPasswordKeyringComesAfterConfig(t *testing.T) {
 	if !withSecretService(t) {
 		return
 	}
-	e := newKEnv(t)
-	e.pop.AddUser("carol", "from-command").Add(testMessage(1))
-	e.add("work", "carol", `password_command = "echo from-command"`)
+	e := newCLIEnv(t)
+	a := e.addAccount(&cliAccount{name: "work", user: "carol", extra: `password_command = "echo from-command"`}, "from-command")
+	a.mb.Add(testMessage(1))
 	var errs string
-	withStdin(t, "from-keyring", func() { errs = e.mustRun(0, "password", "set", "work") })
+	withStdin(t, "from-keyring", func() { _, errs = e.mustRun(0, "password", "set", "work") })
 	if !strings.Contains(errs, "warning: password_command is set and comes first") {
 		t.Errorf("password set said:\n%s", errs)
 	}
 	e.mustRun(0, "fetch")
-	if n := e.delivered("work"); n != 1 {
+	if n := e.delivered(a); n != 1 {
 		t.Errorf("%d messages delivered, want 1", n)
 	}
 }
@@ -305,20 +199,19 @@ func TestPasswordKeyringUnavailable(t *testing.T) {
 	if !withBrokenKeyring(t) {
 		return
 	}
-	e := newKEnv(t)
-	e.pop.AddUser("dave", "pw")
-	e.add("home", "dave", "")
+	e := newCLIEnv(t)
+	e.addAccount(&cliAccount{name: "home", user: "dave"}, "pw")
 	withStdin(t, "pw\n", func() {
-		errs := e.mustRun(exitConfig, "password", "set", "home")
+		_, errs := e.mustRun(exitConfig, "password", "set", "home")
 		if !strings.Contains(errs, "popfetch: error: the OS keyring is not available") {
 			t.Errorf("password set said:\n%s", errs)
 		}
 	})
-	errs := e.mustRun(exitConfig, "password", "delete", "home")
+	_, errs := e.mustRun(exitConfig, "password", "delete", "home")
 	if !strings.Contains(errs, "the OS keyring is not available") {
 		t.Errorf("password delete said:\n%s", errs)
 	}
-	errs = e.mustRun(exitConfig, "fetch")
+	_, errs = e.mustRun(exitConfig, "fetch")
 	if !strings.Contains(errs, "the OS keyring could not be read") {
 		t.Errorf("fetch said:\n%s", errs)
 	}

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"sync"
-	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/oauth2"
@@ -208,7 +207,7 @@ func oauthClient(a *config.Account) (*oauth.Client, error) {
 func newOAuthClient(a *config.Account, p oauth.Provider, secret string) *oauth.Client {
 	timeout := a.Timeout
 	if timeout <= 0 {
-		timeout = 60 * time.Second
+		timeout = config.DefaultTimeout
 	}
 	return &oauth.Client{
 		Provider:     p,

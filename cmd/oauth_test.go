@@ -17,12 +17,13 @@ import (
 	"github.com/popfetch/popfetch/pop3/pop3test"
 )
 
-// oauthEnv is a kEnv with an OAuth2 provider on loopback whose access
-// tokens the POP3 server accepts for user.
+// oauthEnv is a cliEnv with an OAuth2 provider on loopback whose access
+// tokens the POP3 server accepts for user, and the account "mail".
 type oauthEnv struct {
-	*kEnv
+	*cliEnv
 	idp  *oauthtest.Server
 	user string
+	acct *cliAccount
 	mb   *pop3test.Mailbox
 
 	mu     sync.Mutex
@@ -34,21 +35,22 @@ type oauthEnv struct {
 // with oauth_provider set to the provider's token URL.
 func newOAuthEnv(t *testing.T, user string, configure func(*oauthtest.Server), mechanisms ...string) *oauthEnv {
 	t.Helper()
-	e := &oauthEnv{kEnv: newKEnv(t, mechanisms...), user: user}
-	e.mb = e.pop.AddUser(user, "not-the-password")
+	e := &oauthEnv{cliEnv: newCLIEnv(t, serverSetup(func(s *pop3test.Server) { s.Mechanisms = mechanisms })), user: user}
 	e.idp = &oauthtest.Server{ClientID: "popfetch-test-client"}
 	if configure != nil {
 		configure(e.idp)
 	}
 	e.idp.OnAccessToken = func(at string) {
-		e.pop.SetToken(user, at)
+		e.srv.SetToken(user, at)
 		e.mu.Lock()
 		e.issued = append(e.issued, at)
 		e.mu.Unlock()
 	}
 	e.idp.Start()
 	t.Cleanup(e.idp.Close)
-	e.add("mail", user, fmt.Sprintf("oauth_provider = %q\noauth_client_id = %q", e.idp.TokenURL(), e.idp.ClientID))
+	e.acct = e.addAccount(&cliAccount{name: "mail", user: user,
+		extra: fmt.Sprintf("oauth_provider = %q\noauth_client_id = %q", e.idp.TokenURL(), e.idp.ClientID)}, "not-the-password")
+	e.mb = e.acct.mb
 	return e
 }
 
@@ -59,7 +61,7 @@ func (e *oauthEnv) accessTokens() []string {
 	return append([]string(nil), e.issued...)
 }
 
-func (e *oauthEnv) refreshKey() string { return "oauth:" + e.user + "@" + e.host() }
+func (e *oauthEnv) refreshKey() string { return "oauth:" + e.key(e.acct) }
 
 // storedRefreshToken returns what the keyring holds for the account.
 func (e *oauthEnv) storedRefreshToken() string {
@@ -74,7 +76,7 @@ func (e *oauthEnv) storedRefreshToken() string {
 // authCommands returns the AUTH commands the POP3 server received.
 func (e *oauthEnv) authCommands() []string {
 	var out []string
-	for _, l := range e.pop.Received() {
+	for _, l := range e.srv.Received() {
 		if strings.HasPrefix(strings.ToUpper(l), "AUTH ") {
 			out = append(out, l)
 		}
@@ -90,8 +92,8 @@ func TestOAuthLoginDeviceThenFetch(t *testing.T) {
 		return
 	}
 	e := newOAuthEnv(t, "erin@example.org", func(s *oauthtest.Server) { s.PendingPolls = 1 }, "XOAUTH2")
-	errs := e.mustRun(0, "oauth", "login", "--device-url", e.idp.DeviceURL(), "--scope", "pop", "mail")
-	for _, want := range []string{e.idp.URL() + "/activate", oauthtest.UserCode, `key "oauth:erin@example.org@` + e.host() + `"`} {
+	_, errs := e.mustRun(0, "oauth", "login", "--device-url", e.idp.DeviceURL(), "--scope", "pop", "mail")
+	for _, want := range []string{e.idp.URL() + "/activate", oauthtest.UserCode, `key "` + e.refreshKey() + `"`} {
 		if !strings.Contains(errs, want) {
 			t.Errorf("oauth login did not say %q:\n%s", want, errs)
 		}
@@ -106,7 +108,7 @@ func TestOAuthLoginDeviceThenFetch(t *testing.T) {
 
 	e.mb.Add(testMessage(1))
 	e.mustRun(0, "fetch")
-	if n := e.delivered("mail"); n != 1 {
+	if n := e.delivered(e.acct); n != 1 {
 		t.Fatalf("%d messages delivered, want 1", n)
 	}
 	if auth := e.authCommands(); len(auth) != 1 || !strings.HasPrefix(auth[0], "AUTH XOAUTH2 ") {
@@ -132,7 +134,7 @@ func TestOAuthFetchOAuthBearerAndRotation(t *testing.T) {
 	seen := []string{first}
 	for i := 1; i <= 3; i++ {
 		e.mb.Add(testMessage(i))
-		errs := e.mustRun(0, "-vv", "fetch")
+		_, errs := e.mustRun(0, "-vv", "fetch")
 		rt := e.storedRefreshToken()
 		for _, old := range seen {
 			if rt == old {
@@ -152,7 +154,7 @@ func TestOAuthFetchOAuthBearerAndRotation(t *testing.T) {
 			t.Errorf("fetch %d: no trace of the login:\n%s", i, errs)
 		}
 	}
-	if n := e.delivered("mail"); n != 3 {
+	if n := e.delivered(e.acct); n != 3 {
 		t.Errorf("%d messages delivered, want 3", n)
 	}
 	for _, a := range e.authCommands() {
@@ -171,8 +173,8 @@ func TestOAuthRevoked(t *testing.T) {
 	e := newOAuthEnv(t, "grace", nil)
 	e.mb.Add(testMessage(1))
 
-	errs := e.mustRun(exitConfig, "fetch")
-	if !strings.Contains(errs, "popfetch: mail: error: no OAuth2 refresh token for grace@"+e.host()) ||
+	_, errs := e.mustRun(exitConfig, "fetch")
+	if !strings.Contains(errs, "popfetch: mail: error: no OAuth2 refresh token for "+e.key(e.acct)) ||
 		!strings.Contains(errs, "popfetch oauth login mail") {
 		t.Errorf("fetch before oauth login said:\n%s", errs)
 	}
@@ -181,7 +183,7 @@ func TestOAuthRevoked(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.idp.RevokeAll()
-	errs = e.mustRun(exitNoPerm, "fetch")
+	_, errs = e.mustRun(exitNoPerm, "fetch")
 	if !strings.Contains(errs, "invalid_grant") || !strings.Contains(errs, "expired or revoked") ||
 		!strings.Contains(errs, "authorize popfetch again with `popfetch oauth login mail`") {
 		t.Errorf("fetch with a revoked token said:\n%s", errs)
@@ -189,7 +191,7 @@ func TestOAuthRevoked(t *testing.T) {
 	if len(e.authCommands()) != 0 {
 		t.Error("popfetch tried to log in without a token")
 	}
-	if n := e.delivered("mail"); n != 0 {
+	if n := e.delivered(e.acct); n != 0 {
 		t.Errorf("%d messages delivered", n)
 	}
 }
@@ -203,18 +205,18 @@ func TestOAuthClientSecret(t *testing.T) {
 	e := newOAuthEnv(t, "heidi", func(s *oauthtest.Server) { s.ClientSecret = "installed-app-secret" })
 	e.mb.Add(testMessage(1))
 
-	errs := e.mustRun(exitConfig, "oauth", "login", "--device-url", e.idp.DeviceURL(), "mail")
+	_, errs := e.mustRun(exitConfig, "oauth", "login", "--device-url", e.idp.DeviceURL(), "mail")
 	if !strings.Contains(errs, "invalid_client") || !strings.Contains(errs, clientSecretEnv) {
 		t.Errorf("oauth login without the secret said:\n%s", errs)
 	}
 	t.Setenv(clientSecretEnv, "installed-app-secret")
 	e.mustRun(0, "oauth", "login", "--device-url", e.idp.DeviceURL(), "mail")
-	if s, err := keyring.Get("popfetch", "oauth-client-secret:heidi@"+e.host()); err != nil || s != "installed-app-secret" {
+	if s, err := keyring.Get("popfetch", "oauth-client-secret:"+e.key(e.acct)); err != nil || s != "installed-app-secret" {
 		t.Fatalf("keyring holds the secret %q, %v", s, err)
 	}
 	t.Setenv(clientSecretEnv, "")
 	e.mustRun(0, "fetch")
-	if n := e.delivered("mail"); n != 1 {
+	if n := e.delivered(e.acct); n != 1 {
 		t.Errorf("%d messages delivered, want 1", n)
 	}
 }
@@ -268,14 +270,13 @@ func TestOAuthLoginBrowser(t *testing.T) {
 // TestOAuthTokenCommandFails: a failing oauth_token_command is a clear
 // configuration error, and nothing is sent to the server.
 func TestOAuthTokenCommandFails(t *testing.T) {
-	e := newKEnv(t)
-	e.pop.AddUser("judy", "pw").Add(testMessage(1))
-	e.add("tc", "judy", `oauth_token_command = "echo token-helper broke >&2; exit 3"`)
-	errs := e.mustRun(exitConfig, "fetch")
+	e := newCLIEnv(t)
+	e.addAccount(&cliAccount{name: "tc", user: "judy", extra: `oauth_token_command = "echo token-helper broke >&2; exit 3"`}, "pw").mb.Add(testMessage(1))
+	_, errs := e.mustRun(exitConfig, "fetch")
 	if !strings.Contains(errs, `popfetch: tc: error: oauth_token_command "echo token-helper broke >&2; exit 3" failed: exit status 3`) {
 		t.Errorf("fetch said:\n%s", errs)
 	}
-	for _, l := range e.pop.Received() {
+	for _, l := range e.srv.Received() {
 		if strings.HasPrefix(strings.ToUpper(l), "AUTH") {
 			t.Errorf("sent %q without a token", l)
 		}
@@ -284,9 +285,9 @@ func TestOAuthTokenCommandFails(t *testing.T) {
 
 // TestOAuthLoginUsage: mistakes found before any keyring or network use.
 func TestOAuthLoginUsage(t *testing.T) {
-	e := newKEnv(t)
-	e.add("plain", "kim", `password = "pw"`)
-	e.add("custom", "lee", `oauth_provider = "https://auth.example.org/token"`+"\n"+`oauth_client_id = "id"`)
+	e := newCLIEnv(t)
+	e.addAccount(&cliAccount{name: "plain", user: "kim", password: "pw"}, "pw")
+	e.addAccount(&cliAccount{name: "custom", user: "lee", extra: `oauth_provider = "https://auth.example.org/token"` + "\n" + `oauth_client_id = "id"`}, "pw")
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -311,8 +312,8 @@ func TestOAuthLoginUsage(t *testing.T) {
 // TestOAuthAndPasswordHelp: each command's help ends with its exit
 // statuses.
 func TestOAuthAndPasswordHelp(t *testing.T) {
-	e := newKEnv(t)
-	e.add("a", "u", "")
+	e := newCLIEnv(t)
+	e.add("a", "")
 	for _, args := range [][]string{
 		{"password", "--help"}, {"password", "set", "--help"}, {"password", "delete", "--help"},
 		{"oauth", "--help"}, {"oauth", "login", "--help"},

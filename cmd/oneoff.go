@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"golang.org/x/term"
 
@@ -34,10 +33,7 @@ func (o *oneOffOptions) account() (*config.Account, error) {
 	}
 	port := o.port
 	if port == 0 {
-		port = 110
-		if mode == config.TLSImplicit {
-			port = 995
-		}
+		port = config.StandardPort(mode)
 	}
 	if port < 1 || port > 65535 {
 		return nil, usageError{fmt.Errorf("--port %d: want 1 to 65535", port)}
@@ -53,20 +49,10 @@ func (o *oneOffOptions) account() (*config.Account, error) {
 		}
 		return x, nil
 	}
-	a := &config.Account{
-		Name:            o.host,
-		Host:            o.host,
-		Port:            port,
-		TLS:             mode,
-		User:            o.user,
-		Auth:            config.AuthAuto,
-		PasswordCommand: o.passwordCmd,
-		ReceivedHeader:  true,
-		Timeout:         60 * time.Second,
-		StateDir:        config.DefaultStateDir(env),
-		Deliver:         config.Deliver{MDA: o.mda},
-		Lines:           map[string]int{},
-	}
+	a := config.NewAccount(env)
+	a.Name, a.Host, a.Port, a.TLS, a.User = o.host, o.host, port, mode, o.user
+	a.PasswordCommand = o.passwordCmd
+	a.Deliver.MDA = o.mda
 	var err error
 	if a.TLSCAFile, err = expand("--tls-ca-file", o.tlsCAFile); err != nil {
 		return nil, err

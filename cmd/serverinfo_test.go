@@ -1,13 +1,9 @@
 package cmd
 
 import (
-	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/pem"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,22 +15,21 @@ import (
 	"github.com/popfetch/popfetch/pop3/pop3test"
 )
 
-// siServer starts a pop3test server with user alice, with implicit TLS or
-// (plain, offering STLS unless noSTLS) not.
-func siServer(t *testing.T, implicit, noSTLS bool) *pop3test.Server {
+// siEnv starts a server with user alice, with implicit TLS or (plain,
+// offering STLS unless noSTLS) not, and configures account "s" for it
+// with tls = tlsMode, whose password_command would create the file
+// "asked": serverinfo must never run it. The server's certificate is
+// trusted only if extra says so.
+func siEnv(t *testing.T, implicit, noSTLS bool, tlsMode, extra string) *cliEnv {
 	t.Helper()
-	srv := pop3test.NewServer()
-	srv.AddUser("alice", "secret")
-	srv.OfferSTLS = !noSTLS
-	start := srv.Start
-	if implicit {
-		start = srv.StartTLS
+	opts := []envOption{serverSetup(func(s *pop3test.Server) { s.OfferSTLS = !noSTLS })}
+	if !implicit {
+		opts = append(opts, plainServer())
 	}
-	if err := start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	return srv
+	e := newCLIEnv(t, opts...)
+	pwCmd := fmt.Sprintf("password_command = \"touch %s; echo secret\"\n", filepath.Join(e.dir, "asked"))
+	e.addAccount(&cliAccount{name: "s", user: "alice", tls: tlsMode, noCA: true, extra: pwCmd + extra}, "secret")
+	return e
 }
 
 // siPin is the tls_fingerprint of the server's certificate.
@@ -43,61 +38,22 @@ func siPin(srv *pop3test.Server) string {
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
-// siConfig writes a configuration with account "s" for the server, whose
-// password_command would create the file "asked" in dir: serverinfo must
-// never run it.
-func siConfig(t *testing.T, dir string, srv *pop3test.Server, tlsMode, extra string) string {
-	t.Helper()
-	host, port, _ := net.SplitHostPort(srv.Addr())
-	cfg := fmt.Sprintf(`[[account]]
-name = "s"
-host = %q
-port = %s
-tls = %q
-user = "alice"
-password_command = "touch %s; echo secret"
-%s
-
-[account.deliver]
-maildir = %q
-`, host, port, tlsMode, filepath.Join(dir, "asked"), extra, filepath.Join(dir, "Maildir"))
-	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// siCAFile writes the server's certificate as a PEM CA file.
-func siCAFile(t *testing.T, dir string, srv *pop3test.Server) string {
-	t.Helper()
-	path := filepath.Join(dir, "ca.pem")
-	b := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 type siResult struct {
 	code           int
 	stdout, stderr string
 }
 
-func siRun(t *testing.T, args ...string) siResult {
-	t.Helper()
-	var out, errb bytes.Buffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	code := Main(ctx, append([]string{"popfetch"}, args...), &out, &errb)
-	return siResult{code, out.String(), errb.String()}
+func siRun(e *cliEnv, args ...string) siResult {
+	e.t.Helper()
+	code, out, errs := e.run(args...)
+	return siResult{code, out, errs}
 }
 
 // siNoLogin checks that the server received no command that logs in or
 // carries a credential, and that the password was never looked up.
-func siNoLogin(t *testing.T, dir string, srv *pop3test.Server) {
+func siNoLogin(t *testing.T, e *cliEnv) {
 	t.Helper()
-	for _, l := range srv.Received() {
+	for _, l := range e.srv.Received() {
 		w, _, _ := strings.Cut(l, " ")
 		switch strings.ToUpper(w) {
 		case "USER", "PASS", "APOP", "AUTH":
@@ -107,7 +63,7 @@ func siNoLogin(t *testing.T, dir string, srv *pop3test.Server) {
 			t.Errorf("serverinfo sent the password: %q", l)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, "asked")); err == nil {
+	if _, err := os.Stat(filepath.Join(e.dir, "asked")); err == nil {
 		t.Error("serverinfo ran password_command")
 	}
 }
@@ -127,11 +83,11 @@ func siField(t *testing.T, out, key string) string {
 // TestServerinfoImplicit: everything the contract lists, the pin line
 // byte-exact, and nothing but CAPA and QUIT sent.
 func TestServerinfoImplicit(t *testing.T) {
-	srv := siServer(t, true, false)
-	dir := t.TempDir()
-	ca := siCAFile(t, dir, srv)
-	cfg := siConfig(t, dir, srv, "implicit", fmt.Sprintf("tls_ca_file = %q", ca))
-	r := siRun(t, "-c", cfg, "serverinfo", "s")
+	e := siEnv(t, true, false, "implicit", "")
+	e.accts[0].noCA = false
+	e.writeConfig()
+	srv, ca := e.srv, e.ca
+	r := siRun(e, "serverinfo", "s")
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -167,16 +123,17 @@ func TestServerinfoImplicit(t *testing.T) {
 	if got := srv.Received(); !slices.Equal(got, []string{"CAPA", "QUIT"}) {
 		t.Errorf("server received %q, want CAPA and QUIT", got)
 	}
-	siNoLogin(t, dir, srv)
+	siNoLogin(t, e)
 }
 
 // TestServerinfoStartTLS shows the capabilities before and after STLS,
 // which are asked for again once protected (RFC 2595 §4).
 func TestServerinfoStartTLS(t *testing.T) {
-	srv := siServer(t, false, false)
-	dir := t.TempDir()
-	cfg := siConfig(t, dir, srv, "starttls", fmt.Sprintf("tls_fingerprint = %q", siPin(srv)))
-	r := siRun(t, "-c", cfg, "serverinfo", "s")
+	e := siEnv(t, false, false, "starttls", "")
+	srv := e.srv
+	e.accts[0].extra += fmt.Sprintf("tls_fingerprint = %q", siPin(srv))
+	e.writeConfig()
+	r := siRun(e, "serverinfo", "s")
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -192,7 +149,7 @@ func TestServerinfoStartTLS(t *testing.T) {
 	if got := srv.Received(); !slices.Equal(got, []string{"CAPA", "STLS", "CAPA", "QUIT"}) {
 		t.Errorf("server received %q, want CAPA STLS CAPA QUIT", got)
 	}
-	siNoLogin(t, dir, srv)
+	siNoLogin(t, e)
 }
 
 // TestServerinfoUntrusted: a certificate that does not verify, or is not
@@ -212,10 +169,9 @@ func TestServerinfoUntrusted(t *testing.T) {
 			[]string{"CAPA", "QUIT"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := siServer(t, tc.mode == "implicit", false)
-			dir := t.TempDir()
-			cfg := siConfig(t, dir, srv, tc.mode, tc.extra)
-			r := siRun(t, "-c", cfg, "serverinfo", "s")
+			e := siEnv(t, tc.mode == "implicit", false, tc.mode, tc.extra)
+			srv := e.srv
+			r := siRun(e, "serverinfo", "s")
 			if r.code != exitUnavailable {
 				t.Fatalf("exit %d, want 69\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 			}
@@ -236,7 +192,7 @@ func TestServerinfoUntrusted(t *testing.T) {
 			if got := srv.Received(); !slices.Equal(got, tc.received) {
 				t.Errorf("server received %q, want %q", got, tc.received)
 			}
-			siNoLogin(t, dir, srv)
+			siNoLogin(t, e)
 		})
 	}
 }
@@ -244,10 +200,9 @@ func TestServerinfoUntrusted(t *testing.T) {
 // TestServerinfoNoSTLS: with tls = "starttls" a server without STLS is
 // refused (69), after showing what it offers in the clear.
 func TestServerinfoNoSTLS(t *testing.T) {
-	srv := siServer(t, false, true)
-	dir := t.TempDir()
-	cfg := siConfig(t, dir, srv, "starttls", "")
-	r := siRun(t, "-c", cfg, "serverinfo", "s")
+	e := siEnv(t, false, true, "starttls", "")
+	srv := e.srv
+	r := siRun(e, "serverinfo", "s")
 	if r.code != exitUnavailable {
 		t.Fatalf("exit %d, want 69\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -263,16 +218,14 @@ func TestServerinfoNoSTLS(t *testing.T) {
 	if got := srv.Received(); !slices.Equal(got, []string{"CAPA", "QUIT"}) {
 		t.Errorf("server received %q, want CAPA QUIT", got)
 	}
-	siNoLogin(t, dir, srv)
+	siNoLogin(t, e)
 }
 
 // TestServerinfoNoTLS: without TLS the output says so; a probe sends no
 // credential, so it is not refused even where a fetch would be.
 func TestServerinfoNoTLS(t *testing.T) {
-	srv := siServer(t, false, false)
-	dir := t.TempDir()
-	cfg := siConfig(t, dir, srv, "none", "")
-	r := siRun(t, "-c", cfg, "serverinfo", "s")
+	e := siEnv(t, false, false, "none", "")
+	r := siRun(e, "serverinfo", "s")
 	if r.code != 0 {
 		t.Fatalf("exit %d, want 0\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -282,15 +235,14 @@ func TestServerinfoNoTLS(t *testing.T) {
 	if strings.Contains(r.stdout, "tls_fingerprint") {
 		t.Errorf("a pin without TLS:\n%s", r.stdout)
 	}
-	siNoLogin(t, dir, srv)
+	siNoLogin(t, e)
 }
 
 // TestServerinfoTrace: -vv traces the probe.
 func TestServerinfoTrace(t *testing.T) {
-	srv := siServer(t, true, false)
-	dir := t.TempDir()
-	cfg := siConfig(t, dir, srv, "implicit", fmt.Sprintf("tls_fingerprint = %q", siPin(srv)))
-	r := siRun(t, "-c", cfg, "-vv", "serverinfo", "s")
+	e := newCLIEnv(t)
+	e.addAccount(&cliAccount{name: "s", user: "alice", noCA: true, extra: fmt.Sprintf("tls_fingerprint = %q", siPin(e.srv))}, "secret")
+	r := siRun(e, "-vv", "serverinfo", "s")
 	if r.code != 0 {
 		t.Fatalf("exit %d\n%s", r.code, r.stderr)
 	}
@@ -304,11 +256,10 @@ func TestServerinfoTrace(t *testing.T) {
 // TestServerinfoUsage: one ACCOUNT, known, and the help lists the exit
 // statuses.
 func TestServerinfoUsage(t *testing.T) {
-	srv := siServer(t, true, false)
-	dir := t.TempDir()
-	cfg := siConfig(t, dir, srv, "implicit", "")
+	e := siEnv(t, true, false, "implicit", "")
+	srv := e.srv
 	for _, args := range [][]string{{}, {"s", "t"}, {"nosuch"}} {
-		r := siRun(t, append([]string{"-c", cfg, "serverinfo"}, args...)...)
+		r := siRun(e, append([]string{"serverinfo"}, args...)...)
 		if r.code != exitUsage {
 			t.Errorf("serverinfo %q: exit %d, want 64\n%s", args, r.code, r.stderr)
 		}
@@ -316,7 +267,7 @@ func TestServerinfoUsage(t *testing.T) {
 	if n := srv.Sessions(); n != 0 {
 		t.Errorf("%d connections for bad command lines", n)
 	}
-	r := siRun(t, "serverinfo", "--help")
+	r := siRun(e, "serverinfo", "--help")
 	if r.code != 0 || !strings.Contains(r.stdout, "EXIT STATUS") || !strings.Contains(r.stdout, "NOT TRUSTED") {
 		t.Errorf("help: exit %d\n%s", r.code, r.stdout)
 	}

@@ -2,7 +2,6 @@ package config
 
 import (
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -16,37 +15,10 @@ import (
 // wrong value stops nothing: every key is looked at and every problem
 // reported, each at the line the scanner found for its key.
 
-// accountKeys are the keys of an [[account]], which [defaults] may also
-// give, in the order of CONTRACT §2. "deliver" is a table of deliverKeys.
-var accountKeys = []string{
-	"name", "host", "port", "tls", "tls_ca_file", "tls_fingerprint", "allow_insecure",
-	"user", "auth", "password_command", "password", "oauth_token_command",
-	"oauth_provider", "oauth_client_id", "keep", "fetch_all", "delete_after",
-	"max_size", "max_messages", "received_header", "timeout", "state_dir", "deliver",
-}
-
-var deliverKeys = []string{"maildir", "mbox", "mda"}
-
-// Defaults of CONTRACT §2 that are not the zero value.
-const (
-	defaultTimeout     = 60 * time.Second
-	defaultPortTLS     = 995
-	defaultPortPlain   = 110
-	defaultReceivedHdr = true
-)
-
 var (
-	tlsModes    = []string{string(TLSImplicit), string(TLSStartTLS), string(TLSNone)}
-	authMethods = []string{
-		string(AuthAuto), string(AuthUser), string(AuthAPOP), string(AuthPlain), string(AuthLogin),
-		string(AuthCRAMMD5), string(AuthXOAuth2), string(AuthOAuthBearer),
-	}
 	namePattern = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
 	digits      = regexp.MustCompile(`^[0-9]+$`)
 )
-
-// isSecretKey reports whether a key's value must never be shown.
-func isSecretKey(key string) bool { return key == "password" }
 
 // scope is a table being checked: its name in messages and its key path.
 type scope struct {
@@ -106,9 +78,20 @@ func (l *layer) has(key string) bool {
 
 // deliverTable is a checked deliver table.
 type deliverTable struct {
-	line    int
-	targets map[string]setting // non-empty maildir, mbox, mda
-	bad     bool               // a target had a bad value
+	line int
+	vals map[string]setting // keys with good values, without "deliver."
+	bad  bool               // a key had a bad value, already reported
+}
+
+// targets returns the delivery targets given a value other than "".
+func (d *deliverTable) targets() map[string]setting {
+	t := make(map[string]setting)
+	for k, st := range d.vals {
+		if key := lookupKey("deliver." + k); key.Target && st.val != "" {
+			t[k] = st
+		}
+	}
+	return t
 }
 
 // config checks the whole document.
@@ -149,9 +132,9 @@ func (p *parser) config(raw map[string]any) *Config {
 		default:
 			msg := fmt.Sprintf("unknown key %q", k)
 			switch {
-			case contains(accountKeys, k):
+			case contains(accountKeyNames(), k):
 				msg += " at the top level (account keys go in an [[account]] or in [defaults])"
-			case contains(deliverKeys, k):
+			case contains(deliverKeyNames(), k):
 				msg += " at the top level (it goes in [account.deliver] or [defaults.deliver])"
 			default:
 				msg += hint(k, []string{"defaults", "account"}, "")
@@ -220,7 +203,8 @@ func (p *parser) account(i int, m map[string]any, defaults *layer) *Account {
 	acc := p.layer(s, m, false)
 	acc.line = p.keyLine(s)
 
-	a := &Account{File: p.file, Lines: map[string]int{"": acc.line}}
+	a := NewAccount(p.env)
+	a.File, a.Lines[""] = p.file, acc.line
 	// get returns the value of key from the account, else from the
 	// defaults, and records its line.
 	get := func(key string) (any, bool) {
@@ -244,96 +228,52 @@ func (p *parser) account(i int, m map[string]any, defaults *layer) *Account {
 		s, _ := v.(string)
 		return s
 	}
-	flag := func(key string, dflt bool) bool {
-		if v, ok := get(key); ok {
-			return v.(bool)
-		}
-		return dflt
-	}
-
-	a.Name = str("name")
-	a.Host = str("host")
-	a.User = str("user")
-	a.TLS = TLSMode(str("tls"))
-	if a.TLS == "" {
-		a.TLS = TLSImplicit
-	}
-	a.Port = defaultPortPlain
-	if a.TLS == TLSImplicit {
-		a.Port = defaultPortTLS
-	}
-	if v, ok := get("port"); ok {
-		a.Port = v.(int)
-	}
-	a.TLSCAFile = str("tls_ca_file")
-	a.TLSFingerprint = str("tls_fingerprint")
-	a.AllowInsecure = flag("allow_insecure", false)
-	a.Auth = AuthMethod(str("auth"))
-	if a.Auth == "" {
-		a.Auth = AuthAuto
-	}
-	a.PasswordCommand = str("password_command")
-	a.Password = Secret(str("password"))
-	a.OAuthTokenCommand = str("oauth_token_command")
-	a.OAuthProvider = str("oauth_provider")
-	a.OAuthClientID = str("oauth_client_id")
-	a.Keep = flag("keep", false)
-	a.FetchAll = flag("fetch_all", false)
-	if v, ok := get("delete_after"); ok {
-		a.DeleteAfter = v.(time.Duration)
-	}
-	if v, ok := get("max_size"); ok {
-		a.MaxSize = v.(int64)
-	}
-	if v, ok := get("max_messages"); ok {
-		a.MaxMessages = v.(int)
-	}
-	a.ReceivedHeader = flag("received_header", defaultReceivedHdr)
-	a.Timeout = defaultTimeout
-	if v, ok := get("timeout"); ok && v.(time.Duration) != 0 {
-		a.Timeout = v.(time.Duration)
-	}
-	a.StateDir = str("state_dir")
-	if a.StateDir == "" && !bad("state_dir") {
-		a.StateDir = DefaultStateDir(p.env)
-		if a.StateDir == "" {
-			p.errAt(s, acc.line, "no state_dir: $HOME and $XDG_STATE_HOME are not set")
-		}
-	}
 
 	// The account's own deliver table replaces the default one as a whole.
 	d := acc.deliver
 	if d == nil {
 		d = defaults.deliver
 	}
+	for i := range keyTable {
+		k := &keyTable[i]
+		name, inDeliver := strings.CutPrefix(k.Name, "deliver.")
+		if !inDeliver {
+			if v, ok := get(k.Name); ok {
+				k.set(a, v)
+			}
+			continue
+		}
+		if d == nil {
+			continue
+		}
+		if st, ok := d.vals[name]; ok {
+			a.Lines[k.Name] = st.line
+			k.set(a, st.val)
+		}
+	}
+	if _, ok := get("port"); !ok {
+		a.Port = StandardPort(a.TLS)
+	}
 	if d != nil {
 		a.Lines["deliver"] = d.line
-		for k, st := range d.targets {
-			a.Lines["deliver."+k] = st.line
-			switch k {
-			case "maildir":
-				a.Deliver.Maildir = st.val.(string)
-			case "mbox":
-				a.Deliver.Mbox = st.val.(string)
-			case "mda":
-				a.Deliver.MDA = st.val.(string)
-			}
-		}
+	}
+	if a.StateDir == "" && !bad("state_dir") {
+		p.errAt(s, acc.line, "no state_dir: $HOME and $XDG_STATE_HOME are not set")
 	}
 
 	// What must be there.
-	for _, k := range []string{"name", "host", "user"} {
-		if str(k) == "" && !bad(k) {
-			p.errAt(s, acc.line, "%s is missing", k)
+	for _, k := range keyTable {
+		if k.Required && str(k.Name) == "" && !bad(k.Name) {
+			p.errAt(s, acc.line, "%s is missing", k.Name)
 		}
 	}
 	switch {
-	case d == nil || len(d.targets) == 0 && !d.bad:
+	case d == nil || len(d.targets()) == 0 && !d.bad:
 		line := acc.line
 		if d != nil {
 			line = d.line
 		}
-		p.errAt(s, line, "no delivery target: give deliver.maildir, deliver.mbox or deliver.mda (in [account.deliver])")
+		p.errAt(s, line, "no delivery target: give %s (in [account.deliver])", orList(prefixed("deliver.", targetNames())))
 	case d == acc.deliver:
 		p.checkTargets(s, d)
 	}
@@ -365,22 +305,40 @@ func (p *parser) account(i int, m map[string]any, defaults *layer) *Account {
 
 // checkTargets reports a deliver table with more than one target.
 func (p *parser) checkTargets(s *scope, d *deliverTable) {
-	if len(d.targets) < 2 {
+	targets := d.targets()
+	if len(targets) < 2 {
 		return
 	}
 	var keys []string
-	for k := range d.targets {
+	for k := range targets {
 		keys = append(keys, k)
 	}
 	sort.Slice(keys, func(i, j int) bool {
-		a, b := d.targets[keys[i]].line, d.targets[keys[j]].line
+		a, b := targets[keys[i]].line, targets[keys[j]].line
 		return a < b || a == b && keys[i] < keys[j]
 	})
 	var list []string
 	for _, k := range keys {
-		list = append(list, fmt.Sprintf("deliver.%s (line %d)", k, d.targets[k].line))
+		list = append(list, fmt.Sprintf("deliver.%s (line %d)", k, targets[k].line))
 	}
-	p.errAt(s, d.targets[keys[1]].line, "more than one delivery target: %s; give exactly one", strings.Join(list, ", "))
+	p.errAt(s, targets[keys[1]].line, "more than one delivery target: %s; give exactly one", strings.Join(list, ", "))
+}
+
+// prefixed returns each name with prefix before it.
+func prefixed(prefix string, names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = prefix + n
+	}
+	return out
+}
+
+// orList joins names as "a, b or c".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
 // layer checks the keys of [defaults] or of an [[account]].
@@ -393,22 +351,23 @@ func (p *parser) layer(s *scope, m map[string]any, isDefaults bool) *layer {
 		switch {
 		case k == "deliver":
 			l.deliver = p.deliver(s, v, line)
-		case !contains(accountKeys, k):
+		case !contains(accountKeyNames(), k):
 			msg := fmt.Sprintf("unknown key %q", k)
-			if contains(deliverKeys, k) {
+			if contains(deliverKeyNames(), k) {
 				table := "[account.deliver]"
 				if isDefaults {
 					table = "[defaults.deliver]"
 				}
 				msg += fmt.Sprintf(" (did you mean deliver.%s? it goes in %s)", k, table)
 			} else {
-				msg += hint(k, accountKeys, "")
+				msg += hint(k, accountKeyNames(), "")
 			}
 			p.errAt(s, line, "%s", msg)
-		case isDefaults && k == "name":
-			p.errAt(s, line, "name cannot have a default: each account needs its own")
+		case isDefaults && lookupKey(k).PerAccount:
+			p.errAt(s, line, "%s cannot have a default: each account needs its own", k)
 		default:
-			if val, ok := p.value(s, k, v, line); ok {
+			key := lookupKey(k)
+			if val, ok := key.parse(p, s, key, v, line); ok {
 				l.vals[k] = setting{val, line}
 			} else {
 				l.bad[k] = true
@@ -420,164 +379,35 @@ func (p *parser) layer(s *scope, m map[string]any, isDefaults bool) *layer {
 
 // deliver checks a deliver table.
 func (p *parser) deliver(s *scope, v any, line int) *deliverTable {
-	d := &deliverTable{line: line, targets: make(map[string]setting)}
+	d := &deliverTable{line: line, vals: make(map[string]setting)}
 	m, ok := v.(map[string]any)
 	if !ok {
-		p.errAt(s, line, "deliver must be a table with one of maildir, mbox or mda, not %s", typeName(v))
+		p.errAt(s, line, "deliver must be a table with one of %s, not %s", orList(targetNames()), typeName(v))
 		d.bad = true
 		return d
 	}
 	ds := &scope{label: s.label, path: append(append([]string(nil), s.path...), "deliver")}
+	known := deliverKeyNames()
 	for _, k := range p.sortedKeys(ds, m) {
 		line := p.keyLine(ds, k)
-		if !contains(deliverKeys, k) {
-			p.errAt(s, line, "unknown key %q%s", "deliver."+k, hint(k, deliverKeys, "deliver."))
+		if !contains(known, k) {
+			h := hint(k, known, "deliver.")
+			if h == "" {
+				h = fmt.Sprintf(" (the keys of [account.deliver] are %s)", strings.Join(known, ", "))
+			}
+			p.errAt(s, line, "unknown key %q%s", "deliver."+k, h)
+			d.bad = true // not also "no delivery target" for a misspelled one
 			continue
 		}
-		str, ok := p.str(s, "deliver."+k, m[k], line)
-		if ok && k != "mda" {
-			str, ok = p.path(s, "deliver."+k, str, line)
-		}
+		key := lookupKey("deliver." + k)
+		val, ok := key.parse(p, s, key, m[k], line)
 		if !ok {
 			d.bad = true
 			continue
 		}
-		if str != "" {
-			d.targets[k] = setting{str, line}
-		}
+		d.vals[k] = setting{val, line}
 	}
 	return d
-}
-
-// value checks the value of an account key and converts it to its Go type:
-// string (also for tls and auth), int, int64 (sizes), bool or
-// time.Duration.
-func (p *parser) value(s *scope, key string, v any, line int) (any, bool) {
-	switch key {
-	case "port":
-		n, ok := p.integer(s, key, v, line)
-		if ok && (n < 1 || n > 65535) {
-			p.errAt(s, line, "port %d is out of range 1-65535", n)
-			ok = false
-		}
-		return int(n), ok
-	case "max_messages":
-		n, ok := p.integer(s, key, v, line)
-		switch {
-		case ok && n < 0:
-			p.errAt(s, line, "max_messages must be 0 (no limit) or more, not %d", n)
-			ok = false
-		case ok && n > math.MaxInt32:
-			p.errAt(s, line, "max_messages %d is too large", n)
-			ok = false
-		}
-		return int(n), ok
-	case "allow_insecure", "keep", "fetch_all", "received_header":
-		b, ok := v.(bool)
-		if !ok {
-			msg := fmt.Sprintf("%s must be true or false, not %s", key, typeName(v))
-			if _, isStr := v.(string); isStr {
-				msg += fmt.Sprintf(" (write %s = true or %s = false, without quotes)", key, key)
-			}
-			p.errAt(s, line, "%s", msg)
-		}
-		return b, ok
-	case "max_size":
-		switch n := v.(type) {
-		case int64:
-			if n < 0 {
-				p.errAt(s, line, "max_size must not be negative")
-				return nil, false
-			}
-			return n, true
-		case string:
-			if n == "" {
-				return int64(0), true
-			}
-			size, err := ParseSize(n)
-			if err != nil {
-				p.errAt(s, line, "max_size: %v", err)
-				return nil, false
-			}
-			return size, true
-		default:
-			p.errAt(s, line, "max_size must be a size like \"25MB\" or a number of bytes, not %s", typeName(v))
-			return nil, false
-		}
-	}
-
-	str, ok := p.str(s, key, v, line)
-	if !ok {
-		return nil, false
-	}
-	bad := func(format string, args ...any) (any, bool) {
-		p.errAt(s, line, format, args...)
-		return nil, false
-	}
-	switch key {
-	case "name":
-		if msg := validName(str); msg != "" {
-			return bad("%s", msg)
-		}
-	case "host":
-		if str == "" {
-			break
-		}
-		if strings.ContainsFunc(str, isSpaceOrControl) || strings.ContainsAny(str, "/[]") {
-			return bad("host %q is not a host name or IP address", str)
-		}
-		if strings.Count(str, ":") == 1 {
-			h, port, _ := strings.Cut(str, ":")
-			return bad("host %q includes a port: write host = %q and port = %s", str, h, port)
-		}
-	case "user":
-		if strings.ContainsFunc(str, isControl) {
-			return bad("user must not contain control characters")
-		}
-	case "tls":
-		if str != "" && !contains(tlsModes, str) {
-			return bad("tls must be one of %s, not %q%s", strings.Join(tlsModes, ", "), str, hint(str, tlsModes, ""))
-		}
-	case "auth":
-		if str != "" && !contains(authMethods, str) {
-			return bad("auth must be one of %s, not %q%s", strings.Join(authMethods, ", "), str, hint(str, authMethods, ""))
-		}
-	case "tls_ca_file", "state_dir":
-		return p.path(s, key, str, line)
-	case "tls_fingerprint":
-		if str == "" {
-			break
-		}
-		fp, err := ParseFingerprint(str)
-		if err != nil {
-			return bad("tls_fingerprint: %v", err)
-		}
-		return fp, true
-	case "password":
-		if str != "" && p.opts.haveMode && p.opts.mode.Perm()&0o044 != 0 {
-			return bad("password in a file that group or others can read (mode %04o): chmod 600 %s, or use password_command",
-				p.opts.mode.Perm(), p.file)
-		}
-	case "oauth_provider":
-		if msg := checkProvider(str); msg != "" {
-			return bad("%s", msg)
-		}
-	case "timeout", "delete_after":
-		if str == "" {
-			return time.Duration(0), true
-		}
-		d, err := ParseDuration(str)
-		switch {
-		case err != nil:
-			return bad("%s: %v", key, err)
-		case key == "timeout" && d <= 0:
-			return bad("timeout must be more than 0")
-		case d < 0:
-			return bad("%s must not be negative", key)
-		}
-		return d, true
-	}
-	return str, true
 }
 
 // str checks that v is a string. The values of secret keys are never shown.

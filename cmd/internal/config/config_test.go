@@ -102,6 +102,10 @@ func TestParseErrors(t *testing.T) {
 			[]wantErr{{6, `account "ok": unknown key "deliver.maildr" (did you mean "deliver.maildir"?)`}}},
 		{"unknown key in a deliver table", noDeliver("ok") + "[account.deliver]\nmaildir = \"~/M\"\nmdaa = \"x\"\n", 0,
 			[]wantErr{{7, `account "ok": unknown key "deliver.mdaa" (did you mean "deliver.mda"?)`}}},
+		{"misspelled target in a deliver table", noDeliver("ok") + "[account.deliver]\nmaildri = \"~/M\"\n", 0,
+			[]wantErr{{6, `account "ok": unknown key "deliver.maildri" (did you mean "deliver.maildir"?)`}}},
+		{"unknown key in a deliver table without a hint", noDeliver("ok") + "[account.deliver]\nmailbox = \"~/M\"\n", 0,
+			[]wantErr{{6, `account "ok": unknown key "deliver.mailbox" (the keys of [account.deliver] are maildir, mbox, mda)`}}},
 		{"unknown key in defaults.deliver", "[defaults.deliver]\nmbx = \"/m\"\n" + ok, 0,
 			[]wantErr{{2, `defaults: unknown key "deliver.mbx" (did you mean "deliver.mbox"?)`}}},
 		{"deliver key in account", noDeliver("ok") + "maildir = \"~/M\"\n", 0,
@@ -126,7 +130,7 @@ func TestParseErrors(t *testing.T) {
 		{"string as an array", ok + "user2 = 1\noauth_client_id = [\"a\"]\n", 0,
 			[]wantErr{{6, `unknown key "user2" (did you mean "user"?)`}, {7, `oauth_client_id must be a string, not an array`}}},
 		{"date", ok + "timeout = 1979-05-27\n", 0,
-			[]wantErr{{6, `timeout must be a string, not a date`}}},
+			[]wantErr{{6, `timeout must be a duration string like "60s", not a date`}}},
 		{"password not a string", ok + "password = 1234\n", 0o600,
 			[]wantErr{{6, `account "ok": password must be a string, not an integer`}}},
 
@@ -202,7 +206,7 @@ func TestParseErrors(t *testing.T) {
 		{"negative timeout", ok + "timeout = \"-5s\"\n", 0,
 			[]wantErr{{6, `timeout must be more than 0`}}},
 		{"timeout as a number", ok + "timeout = 60\n", 0,
-			[]wantErr{{6, `timeout must be a string, not an integer`}}},
+			[]wantErr{{6, `account "ok": timeout must be a duration string like "60s", not an integer (write timeout = "60s" for 60 seconds)`}}},
 		{"bad delete_after", ok + "keep = true\ndelete_after = \"a month\"\n", 0,
 			[]wantErr{{7, `account "ok": delete_after: invalid duration "a month"`}}},
 		{"negative delete_after", ok + "keep = true\ndelete_after = \"-1d\"\n", 0,
@@ -678,7 +682,7 @@ func TestLoadDefaultPath(t *testing.T) {
 }
 
 func TestClosest(t *testing.T) {
-	known := append(append([]string(nil), accountKeys...), deliverKeys...)
+	known := append(accountKeyNames(), deliverKeyNames()...)
 	for in, want := range map[string]string{
 		"hots": "host", "prot": "port", "tsl": "tls", "usr": "user", "timout": "timeout",
 		"maildr": "maildir", "mbx": "mbox", "keeep": "keep", "deleteafter": "delete_after",
@@ -747,5 +751,35 @@ func TestSameMailboxTwice(t *testing.T) {
 	}
 	if cfg.Accounts[1].AdoptKey != "" {
 		t.Errorf("AdoptKey %q, want none: account a owns a@pop.example.org", cfg.Accounts[1].AdoptKey)
+	}
+}
+
+// TestKeyTable: every key is documented and can be checked and set, and
+// NewAccount's defaults are what a minimal account loads with.
+func TestKeyTable(t *testing.T) {
+	for _, k := range Keys() {
+		if k.Doc == "" || k.Type == "" || k.parse == nil || k.set == nil {
+			t.Errorf("key %q: Doc, Type, parse and set are all needed", k.Name)
+		}
+		if strings.ContainsAny(k.Doc, "\n") {
+			t.Errorf("key %q: Doc has a line break", k.Name)
+		}
+		if k.Target && !strings.HasPrefix(k.Name, "deliver.") {
+			t.Errorf("key %q: a delivery target outside [account.deliver]", k.Name)
+		}
+	}
+	env := Env{Home: "/home/alice"}
+	cfg, err := Parse(testFile, []byte(okAccount), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := *cfg.Accounts[0]
+	want := *NewAccount(env)
+	want.Name, want.Host, want.User = "ok", "pop.example.org", "alice"
+	want.Deliver.Maildir = "/home/alice/Mail"
+	want.File = testFile
+	got.Lines, want.Lines = nil, nil
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("a minimal account loads as\n%#v\nwant NewAccount's defaults\n%#v", got, want)
 	}
 }
