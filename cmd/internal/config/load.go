@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/BurntSushi/toml"
 )
@@ -18,9 +19,10 @@ const maxFileSize = 4 << 20
 
 // Load reads and checks the configuration file at path ("" means
 // DefaultPath), with the process environment for ~ and $VAR and the file's
-// permissions for the password check. Every problem, including a file that
-// cannot be read, is returned in an *Errors; errors.Is(err, fs.ErrNotExist)
-// tells a missing file.
+// permissions for the password check. A file owned by another user (but
+// root) or writable by group or others is refused before it is read. Every
+// problem, including a file that cannot be read, is returned in an *Errors;
+// errors.Is(err, fs.ErrNotExist) tells a missing file.
 func Load(path string) (*Config, error) {
 	env := OSEnv()
 	if path == "" {
@@ -44,6 +46,9 @@ func Load(path string) (*Config, error) {
 	if fi.IsDir() {
 		return fail("cannot read: is a directory", nil)
 	}
+	if msg := unsafeFile(path, fi); msg != "" {
+		return fail(msg, nil)
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return fail("cannot read: "+errorReason(err), err)
@@ -52,6 +57,26 @@ func Load(path string) (*Config, error) {
 		return fail(fmt.Sprintf("larger than %d bytes: is this the configuration file?", maxFileSize), nil)
 	}
 	return Parse(path, data, env, FileMode(fi.Mode()))
+}
+
+// unsafeFile says why a configuration file cannot be trusted, or "". The
+// configuration runs commands as the user (password_command,
+// oauth_token_command, mda), so whoever can change it can act as the user:
+// like fetchmail and OpenSSH, refuse a file that another user owns (root
+// excepted, who can do anything anyway) or that group or others can write.
+// Read bits matter only for a password, and are checked with it.
+func unsafeFile(path string, fi fs.FileInfo) string {
+	const why = "whoever can change it can run commands as you (password_command, mda)"
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if uid := os.Getuid(); int(st.Uid) != uid && st.Uid != 0 {
+			return fmt.Sprintf("owned by uid %d, not by you (uid %d): %s; "+
+				"use a copy of your own: cp %s NEWFILE && chmod 600 NEWFILE", st.Uid, uid, why, path)
+		}
+	}
+	if perm := fi.Mode().Perm(); perm&0o022 != 0 {
+		return fmt.Sprintf("writable by group or others (mode %04o): %s; chmod 600 %s", perm, why, path)
+	}
+	return ""
 }
 
 // errorReason is err without the path that *fs.PathError repeats.
