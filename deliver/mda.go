@@ -50,9 +50,6 @@ type MDA struct {
 	args []string // args[0] as written
 	opts MDAOptions
 	buf  []byte
-	// spoolFile is reused from message to message: one unlinked file,
-	// truncated for each, spares creating and removing a file each time.
-	spoolFile *os.File
 }
 
 // NewMDA prepares the command. It fails, with an *Error, on a command
@@ -107,7 +104,10 @@ func mdaArg(s string) string {
 // pipe cannot tell the end of its input from the end of the message: had
 // we died in the middle of one (kill -9, the OOM killer), it would have
 // delivered the cut message as a whole one. Given a file, it has the whole
-// message or is never started.
+// message or is never started. Each message has its own file, and the MDA
+// gets a read-only descriptor of its own on it: a process the MDA leaves
+// behind holding its standard input can read that message again, never
+// another one.
 //
 // The error is an *Error:
 //   - the MDA exited 75 (EX_TEMPFAIL): Temporary and MessageOnly, Err an *ExitError;
@@ -129,6 +129,7 @@ func (m *MDA) Deliver(env Envelope, r io.Reader) error {
 	cmd := exec.Command(m.path, argv[1:]...)
 	cmd.Args[0] = argv[0]
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	defer spool.Close()
 	cmd.Stdin = spool
 	stderr := &headBuffer{limit: mdaStderrLimit}
 	cmd.Stderr = stderr
@@ -164,9 +165,8 @@ func (m *MDA) Deliver(env Envelope, r io.Reader) error {
 	if errors.Is(werr, exec.ErrWaitDelay) {
 		// It exited 0 but left a process holding its stderr: that
 		// process is on its own, the message is delivered. It may hold
-		// the spool file too: the next message gets a new one.
+		// its spool file too, which no other message ever uses.
 		werr = nil
-		m.dropSpool()
 	}
 	if werr == nil && !tout {
 		return nil
@@ -190,41 +190,50 @@ func (m *MDA) Deliver(env Envelope, r io.Reader) error {
 		Temporary: xe.Status == exTempFail, MessageOnly: true}
 }
 
-// spool copies the message to the spool file, an unlinked temporary
-// file, and rewinds it.
+// spool copies the message to a new temporary file and returns a
+// read-only descriptor of it, opened on its own (its own offset) before
+// the file is unlinked: the MDA's standard input. The descriptor written
+// through is closed, so nothing popfetch does later moves the MDA's
+// offset or changes what it reads.
 func (m *MDA) spool(r io.Reader) (*os.File, error) {
-	f := m.spoolFile
-	if f == nil {
-		var err error
-		if f, err = os.CreateTemp("", "popfetch-mda-"); err != nil {
-			return nil, &Error{Target: "mda", Op: "spooling the message", Err: err}
-		}
-		os.Remove(f.Name()) // only our descriptor, and the MDA's, hold it now
-		m.spoolFile = f
-	} else if err := f.Truncate(0); err != nil {
-		m.dropSpool()
+	w, err := os.CreateTemp("", "popfetch-mda-")
+	if err != nil {
 		return nil, &Error{Target: "mda", Op: "spooling the message", Err: err}
 	}
-	_, err := f.Seek(0, io.SeekStart)
+	defer w.Close()
+	rf, err := os.Open(w.Name())
+	os.Remove(w.Name()) // only our descriptors, and the MDA's, hold it now
 	if err == nil {
-		_, err = copyMessage(f, r, m.buf)
-	}
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
+		err = sameFile(w, rf)
 	}
 	if err != nil {
-		m.dropSpool()
-		return nil, wrap("mda", "spooling the message in "+filepath.Dir(f.Name()), err)
+		if rf != nil {
+			rf.Close()
+		}
+		return nil, &Error{Target: "mda", Op: "spooling the message", Err: err}
 	}
-	return f, nil
+	if _, err := copyMessage(w, r, m.buf); err != nil {
+		rf.Close()
+		return nil, wrap("mda", "spooling the message in "+filepath.Dir(w.Name()), err)
+	}
+	return rf, nil
 }
 
-// dropSpool closes the spool file; the next message gets a new one.
-func (m *MDA) dropSpool() {
-	if m.spoolFile != nil {
-		m.spoolFile.Close()
-		m.spoolFile = nil
+// sameFile makes sure that the file opened again by name is the one
+// created, not one put in its place (in a $TMPDIR others can write).
+func sameFile(a, b *os.File) error {
+	ai, err := a.Stat()
+	if err != nil {
+		return err
 	}
+	bi, err := b.Stat()
+	if err != nil {
+		return err
+	}
+	if !os.SameFile(ai, bi) {
+		return fmt.Errorf("%s was replaced while it was being opened", a.Name())
+	}
+	return nil
 }
 
 // exTempFail is EX_TEMPFAIL of sysexits.h: "try again later".
@@ -233,11 +242,9 @@ const exTempFail = 75
 // Commit does nothing: a message is delivered once the MDA has exited 0.
 func (m *MDA) Commit() error { return nil }
 
-// Close releases the spool file.
-func (m *MDA) Close() error {
-	m.dropSpool()
-	return nil
-}
+// Close does nothing: each message's spool file is closed once its MDA
+// has exited.
+func (m *MDA) Close() error { return nil }
 
 // ExitError is the Err of an MDA's *Error when the MDA failed: it exited
 // with a status other than 0, was killed by a signal, or ran out of time.

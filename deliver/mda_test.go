@@ -387,3 +387,73 @@ func TestMDAStartFails(t *testing.T) {
 		t.Fatalf("Deliver with the program gone: %v, want an *Error for every message", err)
 	}
 }
+
+// An MDA may leave a process behind that keeps its standard input and
+// goes on reading it. That process must never see another message: each
+// MDA gets its own message on its own descriptor, read-only, with its own
+// offset. Here each MDA copies its input, then leaves a reader that waits
+// for the next MDA to start and reads what its own stdin gives then (on
+// fd 3: sh gives a background job /dev/null as its fd 0); the
+// next MDA waits for that reader to be done before reading. Sharing one
+// spool file (one offset) among messages, the reader ate the next message
+// whole and the next MDA got nothing.
+func TestMDALeftBehindReaderGetsNoOtherMessage(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "mda.sh")
+	body := `#!/bin/sh
+d=$1
+n=$(( $(cat "$d/count" 2>/dev/null || echo 0) + 1 ))
+echo $n >"$d/count"
+: >"$d/started.$n"
+if [ $n -gt 1 ]; then
+	i=0
+	while [ ! -e "$d/done.$((n-1))" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
+fi
+cat >"$d/msg.$n"
+exec 3<&0
+(
+	i=0
+	while [ ! -e "$d/started.$((n+1))" ] && [ $i -lt 1000 ]; do sleep 0.01; i=$((i+1)); done
+	cat <&3 >"$d/eaten.$n"
+	: >"$d/done.$n"
+) >/dev/null 2>&1 &
+echo $! >>"$d/pids"
+exit 0
+`
+	if err := os.WriteFile(script, []byte(body), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		pids, _ := os.ReadFile(filepath.Join(dir, "pids"))
+		for _, p := range strings.Fields(string(pids)) {
+			var pid int
+			fmt.Sscan(p, &pid)
+			if pid > 0 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	m := newMDA(t, "/bin/sh "+shellQuote(script)+" "+shellQuote(dir), MDAOptions{})
+	var msgs [][]byte
+	for i := 1; i <= 5; i++ {
+		msg := []byte(fmt.Sprintf("Subject: message %d\n\n%s\n", i, strings.Repeat(fmt.Sprintf("line %d\n", i), 20*i)))
+		msgs = append(msgs, msg)
+		if err := m.Deliver(Envelope{}, strings.NewReader(string(msg))); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if err := m.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, want := range msgs {
+		got, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("msg.%d", i+1)))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("MDA %d read %d bytes, want its message of %d (%v)", i+1, len(got), len(want), err)
+		}
+	}
+	for i := 1; i < len(msgs); i++ {
+		if eaten, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("eaten.%d", i))); len(eaten) > 0 {
+			t.Errorf("the reader left by MDA %d read %d bytes meant for another", i, len(eaten))
+		}
+	}
+}
