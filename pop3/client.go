@@ -22,6 +22,17 @@ const DefaultTimeout = 60 * time.Second
 // Options.Window is zero.
 const DefaultWindow = 1000
 
+// DefaultMaxUID is the longest UID accepted when Options.MaxUID is zero.
+// RFC 1939 §7 allows 70 octets; real servers stay within that, and a
+// longer UID is taken as an attempt to exhaust memory.
+const DefaultMaxUID = 512
+
+// DefaultMaxListing bounds the octets of one CAPA, LIST or UIDL response
+// (each line counted with a two-octet line ending) when Options.MaxListing
+// is zero: 80 MiB holds a million messages whose UIDs have the greatest
+// length RFC 1939 §7 allows.
+const DefaultMaxListing = 80 << 20
+
 // Options configure the transport of a Client. A nil *Options is the same as
 // the zero value.
 type Options struct {
@@ -41,6 +52,13 @@ type Options struct {
 	// Window bounds the number of commands written but not yet answered
 	// when pipelining. Zero means DefaultWindow.
 	Window int
+	// MaxUID bounds the length of a UID in a UIDL response: a longer one
+	// is a *ProtocolError. Zero means DefaultMaxUID.
+	MaxUID int
+	// MaxListing bounds the size of a CAPA, LIST or UIDL response in
+	// octets: a longer one is a *ProtocolError. Zero means
+	// DefaultMaxListing.
+	MaxListing int64
 }
 
 func (o *Options) timeout() time.Duration {
@@ -55,6 +73,20 @@ func (o *Options) window() int {
 		return DefaultWindow
 	}
 	return o.Window
+}
+
+func (o *Options) maxUID() int {
+	if o == nil || o.MaxUID <= 0 {
+		return DefaultMaxUID
+	}
+	return o.MaxUID
+}
+
+func (o *Options) maxListing() int64 {
+	if o == nil || o.MaxListing <= 0 {
+		return DefaultMaxListing
+	}
+	return o.MaxListing
 }
 
 func (o *Options) logger() *slog.Logger {
@@ -94,6 +126,8 @@ type Client struct {
 	opts     *Options
 	timeout  time.Duration
 	window   int
+	maxUID   int
+	maxList  int64
 	log      *slog.Logger
 	raw      net.Conn // the TCP connection
 	conn     net.Conn // raw, or the TLS connection on top of it
@@ -209,6 +243,8 @@ func newClient(raw net.Conn, tc *tls.Conn, opts *Options) (*Client, error) {
 		opts:    opts,
 		timeout: opts.timeout(),
 		window:  opts.window(),
+		maxUID:  opts.maxUID(),
+		maxList: opts.maxListing(),
 		log:     opts.logger(),
 		raw:     raw,
 	}

@@ -164,6 +164,7 @@ func (c *Client) readResponse(cmd *Command) error {
 		c.complete(cmd, nil)
 	case kindList:
 		n := 0
+		octets := int64(len(line) + 2)
 		for {
 			line, err := readLine(c.br, cmd.name)
 			if err != nil {
@@ -174,6 +175,10 @@ func (c *Client) readResponse(cmd *Command) error {
 			}
 			if n++; n > maxListLines {
 				return c.ioError("", protoErrorf(cmd.name, "more than %d lines", maxListLines))
+			}
+			if octets += int64(len(line) + 2); octets > c.maxList {
+				return c.ioError("", protoErrorf(cmd.name, "response longer than %d octets, "+
+					"the most accepted (Options.MaxListing)", c.maxList))
 			}
 			if err := cmd.onLine(unstuff(line)); err != nil {
 				return c.ioError("", err)
@@ -216,7 +221,9 @@ func (c *Client) readResponse(cmd *Command) error {
 
 // maxListLines bounds the lines of a CAPA, LIST or UIDL response, so that a
 // response that never ends cannot exhaust memory: a listing of a million
-// messages takes some 50 MB; real maildrops are far smaller.
+// messages takes some 50 MB; real maildrops are far smaller. Their octets
+// are bounded too (Options.MaxListing), and so is each UID
+// (Options.MaxUID).
 const maxListLines = 1_000_000
 
 // maxCaps bounds the capabilities of a CAPA response: real servers list a
@@ -354,12 +361,20 @@ func (c *Client) List() *ListCommand {
 	return lc
 }
 
-// UIDL asks for the unique id of every message (RFC 1939 §7).
+// UIDL asks for the unique id of every message (RFC 1939 §7). A UID
+// longer than Options.MaxUID, or a listing longer than
+// Options.MaxListing, breaks the client with a *ProtocolError.
 func (c *Client) UIDL() *ListCommand {
 	lc := &ListCommand{}
 	lc.Command = c.issue(kindList, "", "UIDL")
 	lc.onLine = func(line []byte) error {
 		m, err := parseUIDListing(line)
+		if err == nil && len(m.UID) > c.maxUID {
+			// RFC 1939 §7: a UID is 1 to 70 octets. One far longer
+			// serves no purpose but to make the listing eat memory.
+			return protoErrorf("UIDL", "unique-id of message %d is %d octets long: "+
+				"RFC 1939 §7 allows 70, and no more than %d are accepted (Options.MaxUID)", m.Number, len(m.UID), c.maxUID)
+		}
 		lc.msgs = append(lc.msgs, m)
 		return err
 	}

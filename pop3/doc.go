@@ -37,6 +37,14 @@
 // returns the same error and Close sends nothing. Quit is the only way to commit deletions (RFC 1939 §6);
 // Close drops the connection and commits nothing.
 //
+// # Limits
+//
+// What a server sends is bounded where it is kept in memory: a status,
+// CAPA, LIST or UIDL line to 8 KiB, a listing to a million lines and
+// Options.MaxListing octets, a UID to Options.MaxUID octets (RFC 1939 §7
+// allows 70). Going past a bound is a *ProtocolError. Message bodies are
+// streamed to the caller and not bounded.
+//
 // # Timeouts
 //
 // Every read and write on the connection has a deadline of Options.Timeout,
