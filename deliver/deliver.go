@@ -1,5 +1,6 @@
 // Package deliver writes messages to their destination: a Maildir, an mbox
-// file, or a mail delivery agent (MDA) reading the message on its stdin.
+// file, a mail delivery agent (MDA) reading the message on its stdin, or a
+// server taking it over LMTP (RFC 2033) or SMTP (RFC 5321).
 //
 // A Target takes the bytes of a message and an Envelope; it never parses or
 // re-encodes a message, and changes no byte but those its format demands
@@ -42,16 +43,18 @@ type Target interface {
 
 // Error is a failed delivery.
 type Error struct {
-	Target string // "maildir", "mbox" or "mda"
+	Target string // "maildir", "mbox", "mda", "lmtp" or "smtp"
 	Op     string // what failed, e.g. "writing /home/a/Mail/new/x"
 	Err    error
 	// Source is true when reading the message failed, not writing it.
 	Source bool
 	// Temporary is true when the destination asked to try again later
-	// (an MDA exit status of 75, EX_TEMPFAIL).
+	// (an MDA exit status of 75, EX_TEMPFAIL; a 4xx answer of an LMTP or
+	// SMTP server), or could not be reached.
 	Temporary bool
 	// MessageOnly is true when only this message was refused (an MDA that
-	// failed) and later messages may well be delivered.
+	// failed, a server that refused it) and later messages may well be
+	// delivered.
 	MessageOnly bool
 }
 

@@ -58,6 +58,7 @@ type confParams struct {
 	dir                string // the server's private directory
 	instance           string
 	plainPort, tlsPort int
+	lmtpPort           int // 0: no LMTP
 	id                 identity
 	mechanisms         []string
 	verbose            bool
@@ -85,7 +86,11 @@ func renderConf(p confParams) string {
 	w("state_dir = %s", q(p.dir, "/state"))
 	w("log_path = %s", q(p.dir, "/dovecot.log"))
 	w("info_log_path = %s", q(p.dir, "/dovecot.log"))
-	w("protocols = pop3")
+	if p.lmtpPort != 0 {
+		w("protocols = pop3 lmtp")
+	} else {
+		w("protocols = pop3")
+	}
 	w("listen = 127.0.0.1")
 	w("shutdown_clients = yes")
 	// No connections to the stats service: otherwise a login process that is
@@ -171,8 +176,41 @@ func renderConf(p confParams) string {
 	w("  mail_max_userip_connections = 100")
 	w("  pop3_client_workarounds =")
 	w("}")
+	if p.lmtpPort != 0 {
+		renderLMTP(w, p)
+	}
 	for _, e := range p.extra {
 		w("%s", e)
 	}
 	return b.String()
+}
+
+// renderLMTP serves LMTP (dovecot-lmtpd) into the users' Maildirs, on a
+// loopback port and on the socket run/lmtp, with each user's Sieve script
+// (dovecot-sieve; see SetSieve). Dovecot adds a Return-Path field with the
+// envelope sender to each message, and nothing else: no Received, no
+// Delivered-To.
+func renderLMTP(w func(string, ...any), p confParams) {
+	q := func(parts ...string) string { return quoteConf(strings.Join(parts, "")) }
+	w("")
+	w("service lmtp {")
+	w("  inet_listener lmtp {")
+	w("    address = 127.0.0.1")
+	w("    port = %d", p.lmtpPort)
+	w("  }")
+	w("  unix_listener lmtp {")
+	w("    mode = 0666")
+	w("  }")
+	w("}")
+	w("postmaster_address = postmaster@localhost")
+	w("lmtp_add_received_header = no")
+	w("lmtp_hdr_delivery_address = none")
+	// fileinto "Folder" creates the folder
+	w("lda_mailbox_autocreate = yes")
+	w("protocol lmtp {")
+	w("  mail_plugins = $mail_plugins sieve")
+	w("}")
+	w("plugin {")
+	w("  sieve = file:%s", q(p.dir, "/mail/%u/active.sieve"))
+	w("}")
 }

@@ -6,8 +6,10 @@
 // users, their Maildirs, dovecot's sockets, state and log. Two listeners are
 // opened on free loopback ports: a plain POP3 port that offers STLS and an
 // implicit-TLS (pop3s) port. USER/PASS, APOP and SASL PLAIN, LOGIN and
-// CRAM-MD5 all work, on both ports. Nothing outside the directory is touched
-// and no other dovecot instance is affected.
+// CRAM-MD5 all work, on both ports. WithLMTP adds an LMTP listener
+// (dovecot-lmtpd) with Sieve (dovecot-sieve) that delivers into the same
+// Maildirs. Nothing outside the directory is touched and no other dovecot
+// instance is affected.
 //
 //	srv := dovecottest.Start(t, dovecottest.WithUser("alice", "secret"))
 //	srv.Populate("alice", msgs)
@@ -70,6 +72,7 @@ type options struct {
 	mechanisms []string
 	verbose    bool
 	extra      []string
+	lmtp       bool
 }
 
 // WithUser creates a user before the server starts (AddUser works later too).
@@ -89,6 +92,16 @@ func WithVerbose() Option {
 	return func(o *options) { o.verbose = true }
 }
 
+// WithLMTP also serves LMTP (RFC 2033; Debian: dovecot-lmtpd) on a
+// loopback port (LMTPAddr) and a unix socket (LMTPSocket), delivering into
+// the users' Maildirs, where POP3 finds the messages. Each user's Sieve
+// script (SetSieve; Debian: dovecot-sieve) runs on delivery. Dovecot adds
+// one field to each message delivered: "Return-Path: <sender>" at the
+// top, from MAIL FROM.
+func WithLMTP() Option {
+	return func(o *options) { o.lmtp = true }
+}
+
 // WithConfig appends raw lines to dovecot.conf after the generated settings,
 // e.g. `login_greeting = hello` or a `protocol pop3 { ... }` block.
 func WithConfig(lines ...string) Option {
@@ -102,6 +115,7 @@ type Server struct {
 	id       identity
 	plain    string
 	tls      string
+	lmtp     string // host:port, "" without WithLMTP
 	conf     string
 	certs    *certs
 	greeting string
@@ -172,15 +186,20 @@ func Start(t testing.TB, opts ...Option) *Server {
 	// A free port found by listening on :0 may be taken by someone else
 	// before dovecot binds it; try again with new ports in that case.
 	for attempt := 1; ; attempt++ {
-		plainPort, tlsPort, err := freePorts()
+		ports, err := freePorts(3)
 		if err != nil {
 			t.Fatalf("dovecottest: %v", err)
 		}
+		plainPort, tlsPort, lmtpPort := ports[0], ports[1], 0
 		s.plain = net.JoinHostPort("127.0.0.1", strconv.Itoa(plainPort))
 		s.tls = net.JoinHostPort("127.0.0.1", strconv.Itoa(tlsPort))
+		if o.lmtp {
+			lmtpPort = ports[2]
+			s.lmtp = net.JoinHostPort("127.0.0.1", strconv.Itoa(lmtpPort))
+		}
 		conf := renderConf(confParams{
 			dir: dir, instance: filepath.Base(dir),
-			plainPort: plainPort, tlsPort: tlsPort, id: id,
+			plainPort: plainPort, tlsPort: tlsPort, lmtpPort: lmtpPort, id: id,
 			mechanisms: o.mechanisms, verbose: o.verbose, extra: o.extra,
 		})
 		s.conf = filepath.Join(dir, "dovecot.conf")
@@ -283,8 +302,9 @@ func searchable(dir string) bool {
 	}
 }
 
-func freePorts() (int, int, error) {
-	var ports [2]int
+// freePorts returns n different free loopback ports.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, n)
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
@@ -294,12 +314,12 @@ func freePorts() (int, int, error) {
 	for i := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return 0, 0, fmt.Errorf("finding a free port: %v", err)
+			return nil, fmt.Errorf("finding a free port: %v", err)
 		}
 		ls = append(ls, l)
 		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	return ports[0], ports[1], nil
+	return ports, nil
 }
 
 // prepare writes the certificates and the empty users file.
@@ -391,8 +411,7 @@ func (s *Server) run(bin string) error {
 				return fmt.Errorf("unexpected greeting %q", g)
 			}
 			s.greeting = g
-			if c, err := net.DialTimeout("tcp", s.tls, time.Second); err == nil {
-				c.Close()
+			if err := s.listening(); err == nil {
 				return nil
 			} else {
 				lastErr = err
@@ -434,6 +453,22 @@ func (s *Server) disablePenalty(deadline time.Time) error {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// listening checks the listeners other than the plain POP3 one.
+func (s *Server) listening() error {
+	addrs := []string{s.tls}
+	if s.lmtp != "" {
+		addrs = append(addrs, s.lmtp)
+	}
+	for _, a := range addrs {
+		c, err := net.DialTimeout("tcp", a, time.Second)
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	return nil
 }
 
 func readGreeting(addr string) (string, error) {
@@ -488,6 +523,17 @@ func (s *Server) PlainAddr() string { return s.plain }
 
 // TLSAddr is host:port of the implicit-TLS (pop3s) listener.
 func (s *Server) TLSAddr() string { return s.tls }
+
+// LMTPAddr is host:port of the LMTP listener (WithLMTP), else "".
+func (s *Server) LMTPAddr() string { return s.lmtp }
+
+// LMTPSocket is the path of the LMTP unix socket (WithLMTP), else "".
+func (s *Server) LMTPSocket() string {
+	if s.lmtp == "" {
+		return ""
+	}
+	return filepath.Join(s.dir, "run", "lmtp")
+}
 
 // CAFile is the PEM file of the private CA that signed the server certificate.
 func (s *Server) CAFile() string { return filepath.Join(s.dir, "ssl", "ca.pem") }

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
+
 	"github.com/popfetch/popfetch/internal/mailgen"
 )
 
@@ -677,5 +679,49 @@ func TestOptions(t *testing.T) {
 	p.quit()
 	if !strings.Contains(s.Log(), "starting up for pop3") {
 		t.Errorf("Log() lacks dovecot's start-up line:\n%s", s.Log())
+	}
+}
+
+// TestLMTP delivers over LMTP, on the port and on the socket, into a
+// user's Maildir and, by the user's Sieve script, into a folder.
+func TestLMTP(t *testing.T) {
+	srv := Start(t, WithLMTP(), WithUser("bob", "secret"))
+	srv.SetSieve("bob", `require "fileinto";
+if header :contains "subject" "file me" { fileinto "Filed"; }
+`)
+	send := func(network, addr, msg string) {
+		t.Helper()
+		conn, err := net.DialTimeout(network, addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := smtp.NewClientLMTP(conn)
+		defer c.Close()
+		if err := c.SendMail("a@example.org", []string{"bob"}, strings.NewReader(msg)); err != nil {
+			t.Fatalf("%s %s: %v", network, addr, err)
+		}
+		if err := c.Quit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("tcp", srv.LMTPAddr(), "Subject: one\r\n\r\nby port\r\n")
+	send("unix", srv.LMTPSocket(), "Subject: two\r\n\r\nby socket \xc3\xa9\r\n")
+	send("tcp", srv.LMTPAddr(), "Subject: please file me\r\n\r\nto the folder\r\n")
+	got := srv.Messages("bob")
+	want := []string{
+		"Return-Path: <a@example.org>\nSubject: one\n\nby port\n",
+		"Return-Path: <a@example.org>\nSubject: two\n\nby socket \xc3\xa9\n",
+	}
+	if len(got) != len(want) {
+		t.Fatalf("INBOX holds %d messages, want %d: %q\n%s", len(got), len(want), got, srv.Log())
+	}
+	for i := range want {
+		if string(got[i]) != want[i] {
+			t.Errorf("message %d: %q, want %q", i, got[i], want[i])
+		}
+	}
+	filed := srv.MessagesIn("bob", "Filed")
+	if len(filed) != 1 || string(filed[0]) != "Return-Path: <a@example.org>\nSubject: please file me\n\nto the folder\n" {
+		t.Fatalf("Filed holds %q\n%s", filed, srv.Log())
 	}
 }

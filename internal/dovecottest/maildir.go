@@ -134,6 +134,41 @@ func (s *Server) nextName(m []byte) string {
 		ts.Unix(), ts.Nanosecond()/1000, os.Getpid(), s.seq, len(m), vsize)
 }
 
+// SetSieve makes script user's Sieve script (RFC 5228; Pigeonhole's
+// extensions such as fileinto and mailbox), run by WithLMTP's LMTP on
+// every message delivered to user; "" removes it. fileinto "Folder"
+// creates the folder, which MessagesIn reads.
+func (s *Server) SetSieve(user, script string) {
+	s.t.Helper()
+	md := s.knownUser(user)
+	path := filepath.Join(filepath.Dir(md), "active.sieve")
+	os.Remove(strings.TrimSuffix(path, ".sieve") + ".svbin")
+	if script == "" {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			s.t.Fatalf("dovecottest: SetSieve: %v", err)
+		}
+		return
+	}
+	if err := os.WriteFile(path, []byte(script), 0o600); err != nil {
+		s.t.Fatalf("dovecottest: SetSieve: %v", err)
+	}
+	if err := s.chown(path); err != nil {
+		s.t.Fatalf("dovecottest: SetSieve: %v", err)
+	}
+}
+
+// MessagesIn returns the contents of the messages in the folder of user's
+// mailbox (Maildir++: the Maildir's .folder), as Messages does for the
+// INBOX; none if the folder does not exist.
+func (s *Server) MessagesIn(user, folder string) [][]byte {
+	s.t.Helper()
+	md := filepath.Join(s.knownUser(user), "."+folder)
+	if _, err := os.Stat(md); os.IsNotExist(err) {
+		return nil
+	}
+	return s.messagesOf(md)
+}
+
 // Count is the number of messages in user's Maildir (new/ and cur/) now.
 func (s *Server) Count(user string) int {
 	s.t.Helper()
@@ -149,7 +184,11 @@ func (s *Server) Count(user string) int {
 // order they were added).
 func (s *Server) Messages(user string) [][]byte {
 	s.t.Helper()
-	md := s.knownUser(user)
+	return s.messagesOf(s.knownUser(user))
+}
+
+func (s *Server) messagesOf(md string) [][]byte {
+	s.t.Helper()
 	files, err := listMessages(md)
 	if err != nil {
 		s.t.Fatalf("dovecottest: Messages: %v", err)
