@@ -71,7 +71,7 @@ func (ss *session) sasl(mech string, args []string) (*User, error) {
 		if err != nil {
 			return nil, err
 		}
-		ss.srv.record(line)
+		ss.logCommand(line)
 		if line == "*" {
 			ss.reply("-ERR authentication cancelled")
 			return nil, nil

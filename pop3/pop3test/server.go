@@ -6,6 +6,15 @@
 // AUTH-RESP-CODE (RFC 2449, 3206), STLS (RFC 2595), APOP and AUTH (RFC 5034)
 // with PLAIN, LOGIN, CRAM-MD5, XOAUTH2 and OAUTHBEARER. Deletions are
 // committed only by QUIT. Faults are injected through the fields of Faults.
+//
+// Servers that are legal but hostile to a careless client are played by
+// explicit settings: Server.Retention (EXPIRE 0 and Gmail, where a QUIT
+// removes or hides what was retrieved), Mailbox.ReuseUIDs and
+// Mailbox.RenameUIDs, Faults.ListSize, Faults.Refuse and
+// Faults.RefuseLogin; the network by Faults.Net (cut or stall at any
+// octet), Faults.Interrupt and DropSessions. Server.Log and
+// Mailbox.Removed tell a checker what each session did and which
+// messages left the maildrop, when and why.
 package pop3test
 
 import (
@@ -63,6 +72,20 @@ type Faults struct {
 	// response to a command, as if answering commands the client never
 	// sent; cmd is "" for the greeting.
 	Unsolicited func(cmd string, args []string) []string
+	// Refuse, if set, is asked before RETR, TOP and DELE of a message m
+	// and before QUIT (m nil) in the TRANSACTION state; if it returns
+	// true, the command is answered -ERR and has no effect. A refused
+	// QUIT ends the session and removes nothing (RFC 1939 §6 answers -ERR
+	// when removal fails).
+	Refuse func(cmd string, m *Message) bool
+	// RefuseLogin, if set, is asked once a user's credentials are
+	// accepted; a line it returns (without CRLF, e.g.
+	// "-ERR [SYS/TEMP] try later" or "-ERR [IN-USE] busy") is sent instead
+	// of logging in.
+	RefuseLogin func(user string) string
+	// Net, if set, is asked at the start of each session (numbered from
+	// 1, see SessionLog) for a fault of its connection; nil: none.
+	Net func(session int) *NetFault
 }
 
 // Server is an in-process POP3 server.
@@ -80,6 +103,13 @@ type Server struct {
 	// Latency delays every byte each way by this much, so a round trip
 	// takes twice as long (see RoundTrips).
 	Latency time.Duration
+	// Retention says what QUIT does to the messages a session retrieved;
+	// the zero value is RFC 1939's (see Retention).
+	Retention Retention
+	// ExpireCapa is the CAPA line listed with ExpireRetrieved; "" means
+	// "EXPIRE 0" (RFC 2449 §6.7). GNU mailutils spells it "EXPIRE0" in
+	// some versions.
+	ExpireCapa string
 
 	mu       sync.Mutex
 	users    map[string]*User
@@ -95,6 +125,8 @@ type Server struct {
 	early    int
 	sessions int
 	active   int // sessions not yet ended
+	logs     []*SessionLog
+	dropped  int // DropSessions calls so far
 }
 
 // NewServer returns a server with no users; add them with AddUser.
@@ -230,6 +262,9 @@ func (s *Server) serve() {
 		s.conns[conn] = struct{}{}
 		s.sessions++
 		s.active++
+		log := &SessionLog{Number: s.sessions}
+		s.logs = append(s.logs, log)
+		dropped := s.dropped
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
@@ -238,7 +273,7 @@ func (s *Server) serve() {
 			if s.implicit {
 				conn = tls.Server(conn, s.tlsConf)
 			}
-			sess := &session{srv: s, f: &s.Faults, conn: conn, started: time.Now()}
+			sess := &session{srv: s, f: &s.Faults, conn: conn, started: time.Now(), log: log, dropped: dropped}
 			sess.run()
 			s.mu.Lock()
 			delete(s.conns, sess.conn)
@@ -277,12 +312,6 @@ func (s *Server) user(name string) *User {
 	return s.users[name]
 }
 
-func (s *Server) record(line string) {
-	s.mu.Lock()
-	s.received = append(s.received, line)
-	s.mu.Unlock()
-}
-
 // session is one client connection.
 type session struct {
 	srv     *Server
@@ -298,6 +327,10 @@ type session struct {
 	authed  bool
 	msgs    []*Message
 	deleted map[*Message]bool
+	retr    map[*Message]bool // retrieved, for Retention
+	log     *SessionLog
+	dropped int       // the server's DropSessions count at the start
+	fc      faultConn // counts octets for Faults.Net
 }
 
 var errQuit = errors.New("quit")
@@ -305,17 +338,22 @@ var errQuit = errors.New("quit")
 func (ss *session) run() {
 	s := ss.srv
 	ss.tls = s.implicit
-	ss.br = bufio.NewReader(ss.conn)
-	ss.bw = bufio.NewWriter(ss.conn)
+	ss.br = bufio.NewReader(ss.fc.reader(ss.conn))
+	ss.bw = bufio.NewWriter(ss.fc.writer(ss.conn))
 	var nonce [8]byte
 	rand.Read(nonce[:])
 	ss.stamp = fmt.Sprintf("<%s.%d@pop3test>", hex.EncodeToString(nonce[:]), time.Now().Unix())
 	defer func() {
 		if ss.authed {
 			// no QUIT: nothing is committed
-			ss.user.Mailbox.unlock(ss.deleted, false)
+			ss.user.Mailbox.unlock(ss.log.Number, nil, false)
 		}
+		ss.ended("client hung up")
 	}()
+	ss.fc.ss = ss
+	if ss.f.Net != nil {
+		ss.fc.fault = ss.f.Net(ss.log.Number)
+	}
 	if tc, ok := ss.conn.(*tls.Conn); ok {
 		// Handshake before the greeting reads any fault: the client's
 		// hello orders the session after whatever the test did before
@@ -331,20 +369,25 @@ func (ss *session) run() {
 	ss.reply(greeting)
 	ss.unsolicited("", nil)
 	for {
-		if ss.br.Buffered() == 0 {
+		// Without PIPELINING the server answers in lock-step: each
+		// response goes out before the next command is looked at.
+		if ss.br.Buffered() == 0 || !ss.pipelining() {
 			if ss.bw.Flush() != nil {
+				ss.endedByFault()
 				return
 			}
 			ss.idle(time.Now())
 		}
 		line, err := ss.readLine()
 		if err != nil {
+			ss.endedByFault()
 			return
 		}
-		s.record(line)
+		ss.logCommand(line)
 		ss.arrived(time.Now())
 		if err := ss.handle(line); err != nil {
 			ss.bw.Flush()
+			ss.endedByFault()
 			return
 		}
 		if !ss.pipelining() && ss.br.Buffered() > 0 {
@@ -416,14 +459,21 @@ func (ss *session) dispatch(cmd string, args []string) error {
 	}
 	if cmd == "QUIT" {
 		if ss.f.DropQuit {
+			ss.ended("dropped")
+			return errQuit
+		}
+		if ss.authed && ss.f.Refuse != nil && ss.f.Refuse(cmd, nil) {
+			ss.ended("quit refused")
+			ss.reply("-ERR some deleted messages not removed")
 			return errQuit
 		}
 		// RFC 1939 §6: the UPDATE state removes the messages, then
 		// answers; a client that sees +OK must find them gone.
-		if ss.authed {
-			ss.user.Mailbox.unlock(ss.deleted, true)
-			ss.authed = false
+		if ss.authed && !ss.update() {
+			ss.ended("dropped")
+			return errDropped
 		}
+		ss.ended("quit")
 		ss.reply("+OK bye")
 		return errQuit
 	}
@@ -445,6 +495,9 @@ func (ss *session) capa() {
 			caps = append(caps, "STLS")
 		}
 		caps = append(caps, "USER", "SASL "+strings.Join(s.mechanisms(), " "))
+	}
+	if s.Retention == ExpireRetrieved {
+		caps = append(caps, s.expireCapa())
 	}
 	caps = append(caps, s.ExtraCaps...)
 	caps = append(caps, "IMPLEMENTATION pop3test")
@@ -477,8 +530,8 @@ func (ss *session) authorization(cmd string, args []string) error {
 		s.conns[tc] = struct{}{}
 		s.mu.Unlock()
 		ss.conn, ss.tls, ss.user = tc, true, nil
-		ss.br = bufio.NewReader(tc)
-		ss.bw = bufio.NewWriter(tc)
+		ss.br = bufio.NewReader(ss.fc.reader(tc))
+		ss.bw = bufio.NewWriter(ss.fc.writer(tc))
 		return nil
 	case "USER":
 		if len(args) != 1 {
@@ -535,6 +588,13 @@ func (ss *session) authorization(cmd string, args []string) error {
 
 // login enters the TRANSACTION state, locking the maildrop.
 func (ss *session) login(u *User) error {
+	if ss.f.RefuseLogin != nil {
+		if line := ss.f.RefuseLogin(u.Name); line != "" {
+			ss.user = nil
+			ss.reply("%s", line)
+			return nil
+		}
+	}
 	msgs, ok := u.Mailbox.lock()
 	if !ok {
 		ss.user = nil
@@ -542,6 +602,9 @@ func (ss *session) login(u *User) error {
 		return nil
 	}
 	ss.user, ss.authed, ss.msgs, ss.deleted = u, true, msgs, map[*Message]bool{}
+	ss.srv.mu.Lock()
+	ss.log.User = u.Name
+	ss.srv.mu.Unlock()
 	ss.reply("+OK logged in, %d messages", len(msgs))
 	return nil
 }
@@ -592,7 +655,7 @@ func (ss *session) transaction(cmd string, args []string) error {
 			return nil
 		}
 		m := ss.message(args[0])
-		if m == nil {
+		if m == nil || ss.refused(cmd, m) {
 			return nil
 		}
 		body := m.wire
@@ -607,12 +670,13 @@ func (ss *session) transaction(cmd string, args []string) error {
 		ss.reply("+OK %d octets", m.size)
 		ss.bw.Write(body)
 		ss.reply(".")
+		ss.retrieved(cmd, m)
 	case "DELE":
 		if len(args) < 1 {
 			ss.reply("-ERR missing argument")
 			return nil
 		}
-		if m := ss.message(args[0]); m != nil {
+		if m := ss.message(args[0]); m != nil && !ss.refused(cmd, m) {
 			ss.deleted[m] = true
 			ss.reply("+OK message deleted")
 		}
@@ -625,6 +689,15 @@ func (ss *session) transaction(cmd string, args []string) error {
 		ss.reply("-ERR unknown command")
 	}
 	return nil
+}
+
+// refused answers -ERR to a command that Faults.Refuse refuses.
+func (ss *session) refused(cmd string, m *Message) bool {
+	if ss.f.Refuse == nil || !ss.f.Refuse(cmd, m) {
+		return false
+	}
+	ss.reply("-ERR [SYS/TEMP] cannot %s message now", strings.ToLower(cmd))
+	return true
 }
 
 func (ss *session) listValue(cmd string, m *Message) string {
