@@ -11,7 +11,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -59,14 +58,14 @@ func checkShown(t *testing.T, what, out, shown string) {
 // A -ERR text in the default error line (fetch and check), and in the
 // -vv trace.
 func TestEscapeErrText(t *testing.T) {
-	e := newCLIEnvWith(t, func(s *pop3test.Server) {
+	e := newCLIEnv(t, serverSetup(func(s *pop3test.Server) {
 		s.Faults.Respond = func(cmd string, _ []string) (string, bool) {
 			if cmd == "AUTH" || cmd == "PASS" {
 				return "-ERR [AUTH] " + hostile, true
 			}
 			return "", false
 		}
-	})
+	}))
 	e.add("personal", "")
 	_, errs := e.mustRun(exitNoPerm, "fetch")
 	checkEscaped(t, "fetch", errs)
@@ -88,14 +87,14 @@ func TestEscapeErrText(t *testing.T) {
 
 // A UID and a -ERR text in a warning's uid= and error= values.
 func TestEscapeWarningValues(t *testing.T) {
-	e := newCLIEnvWith(t, func(s *pop3test.Server) {
+	e := newCLIEnv(t, serverSetup(func(s *pop3test.Server) {
 		s.Faults.Respond = func(cmd string, _ []string) (string, bool) {
 			if cmd == "DELE" {
 				return "-ERR " + hostile, true
 			}
 			return "", false
 		}
-	})
+	}))
 	a := e.add("personal", "")
 	a.mb.AddWithUID("uid-"+hostile, plainMessage(1))
 	_, errs := e.mustRun(0, "fetch")
@@ -110,17 +109,13 @@ func TestEscapeWarningValues(t *testing.T) {
 // A greeting, before STLS (anyone on the path can write it) and after:
 // in serverinfo, in the trace, and as the error of a refused greeting.
 func TestEscapeGreeting(t *testing.T) {
-	dir := t.TempDir()
-	srv := pop3test.NewServer()
-	srv.AddUser("alice", "secret")
-	srv.Faults.Greeting = "+OK " + hostile
-	srv.ExtraCaps = []string{"X-CAP " + hostile}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	cfg := siConfig(t, dir, srv, "starttls", "tls_ca_file = "+fmt.Sprintf("%q", siCAFile(t, dir, srv)))
-	r := siRun(t, "-c", cfg, "serverinfo", "s")
+	e := newCLIEnv(t, plainServer(), serverSetup(func(srv *pop3test.Server) {
+		srv.OfferSTLS = true
+		srv.Faults.Greeting = "+OK " + hostile
+		srv.ExtraCaps = []string{"X-CAP " + hostile}
+	}))
+	e.addAccount(&cliAccount{name: "s", user: "alice", password: "secret", tls: "starttls"}, "secret")
+	r := siRun(e, "serverinfo", "s")
 	if r.code != 0 {
 		t.Fatalf("serverinfo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -130,11 +125,11 @@ func TestEscapeGreeting(t *testing.T) {
 			t.Errorf("serverinfo does not show %q:\n%s", want, r.stdout)
 		}
 	}
-	r = siRun(t, "-c", cfg, "-vv", "serverinfo", "s")
+	r = siRun(e, "-vv", "serverinfo", "s")
 	checkEscaped(t, "serverinfo -vv", r.stderr)
 
-	srv.Faults.Greeting = "-ERR [SYS/PERM] " + hostile
-	r = siRun(t, "-c", cfg, "fetch")
+	e.srv.Faults.Greeting = "-ERR [SYS/PERM] " + hostile
+	r = siRun(e, "fetch")
 	if r.code != exitUnavailable {
 		t.Errorf("fetch: exit %d", r.code)
 	}
@@ -169,38 +164,39 @@ func hostileCertificate(t *testing.T) tls.Certificate {
 // needs no trust at all), in the error line and in serverinfo.
 func TestEscapeCertificateNames(t *testing.T) {
 	cert := hostileCertificate(t)
-	srv := pop3test.NewServer()
-	srv.AddUser("alice", "secret")
-	srv.Faults.TLS = func(c *tls.Config) { c.Certificates = []tls.Certificate{cert} }
-	if err := srv.StartTLS(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Close)
-	dir := t.TempDir()
-	ca := filepath.Join(dir, "ca.pem")
+	e := newCLIEnv(t, serverSetup(func(srv *pop3test.Server) {
+		srv.Faults.TLS = func(c *tls.Config) { c.Certificates = []tls.Certificate{cert} }
+	}))
+	ca := filepath.Join(e.dir, "hostile-ca.pem")
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, port, _ := net.SplitHostPort(srv.Addr())
-	cfg := filepath.Join(dir, "config.toml")
-	body := fmt.Sprintf("[[account]]\nname = \"s\"\nhost = \"localhost\"\nport = %s\nuser = \"alice\"\npassword = \"secret\"\n"+
-		"tls_ca_file = %q\nstate_dir = %q\n[account.deliver]\nmaildir = %q\n", port, ca, filepath.Join(dir, "state"), filepath.Join(dir, "Maildir"))
-	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	e.addAccount(&cliAccount{name: "s", user: "alice", password: "secret", noCA: true,
+		extra: fmt.Sprintf("tls_ca_file = %q", ca)}, "secret")
+	// the name asked for is "localhost", which the certificate does not hold
+	e.setConfig(strings.Replace(mustRead(t, e.config), `host = "127.0.0.1"`, `host = "localhost"`, 1))
 	const names = `\x1b]0;pwned\x07\x1b[2J.example.org`
-	r := siRun(t, "-c", cfg, "fetch")
+	r := siRun(e, "fetch")
 	if r.code != exitUnavailable || !strings.HasPrefix(r.stderr, "popfetch: s: error: ") {
 		t.Errorf("fetch: exit %d\n%s", r.code, r.stderr)
 	}
 	checkShown(t, "fetch", r.stderr, "x509: certificate is valid for "+names+", not localhost")
-	r = siRun(t, "-c", cfg, "serverinfo", "s")
+	r = siRun(e, "serverinfo", "s")
 	if r.code != exitUnavailable {
 		t.Errorf("serverinfo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	checkShown(t, "serverinfo", r.stdout, "names:                 "+names)
 	checkShown(t, "serverinfo's subject", r.stdout, `subject:               CN=cn-\x1b]0\;pwned\x07\x1b[2J\u009b31m\u202e`)
 	checkShown(t, "serverinfo's error", r.stderr, "is NOT TRUSTED: x509: certificate is valid for "+names)
+}
+
+func mustRead(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // An OAuth provider's error description, in fetch's error line.
@@ -214,12 +210,12 @@ func TestEscapeOAuthProviderError(t *testing.T) {
 		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant", "error_description": "refused " + hostile})
 	}))
 	t.Cleanup(idp.Close)
-	e := newKEnv(t)
-	e.add("mail", "olga", fmt.Sprintf("oauth_provider = %q\noauth_client_id = \"id\"", idp.URL+"/token"))
-	_, port, _ := net.SplitHostPort(e.pop.Addr())
-	if err := keyringSet("oauth:olga@127.0.0.1:"+port, "a-refresh-token"); err != nil {
+	e := newCLIEnv(t)
+	a := e.addAccount(&cliAccount{name: "mail", user: "olga",
+		extra: fmt.Sprintf("oauth_provider = %q\noauth_client_id = \"id\"", idp.URL+"/token")}, "x")
+	if err := keyringSet("oauth:"+e.key(a), "a-refresh-token"); err != nil {
 		t.Fatal(err)
 	}
-	errs := e.mustRun(exitNoPerm, "fetch")
+	_, errs := e.mustRun(exitNoPerm, "fetch")
 	checkShown(t, "fetch", errs, "invalid_grant: refused "+hostileShown)
 }
