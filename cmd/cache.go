@@ -16,7 +16,27 @@ import (
 // cacheOptions are the arguments of cache list and cache forget.
 type cacheOptions struct {
 	account string
-	uids    []string // forget: as printed by list (bytes outside 0x21-0x7E and % as %XX)
+	uids    []string      // forget: as printed by list (bytes outside 0x21-0x7E and % as %XX)
+	oneOff  oneOffOptions // or the mailbox of a one-off fetch
+}
+
+// args reads ACCOUNT [UID...], or with the one-off flags UID... alone.
+func (o *cacheOptions) args(c *cli.Context, uids bool) error {
+	o.oneOff.read(c)
+	args := c.Args().Slice()
+	if o.oneOff.host == "" {
+		if _, err := o.oneOff.active(nil); err != nil {
+			return err
+		}
+		if len(args) == 0 || !uids && len(args) > 1 {
+			return usageError{err: fmt.Errorf("%s takes one ACCOUNT%s, or --host and --user", c.Command.HelpName, map[bool]string{true: " and UIDs"}[uids])}
+		}
+		o.account, args = args[0], args[1:]
+	} else if !uids && len(args) > 0 {
+		return usageError{err: fmt.Errorf("--host names the mailbox: %s takes no ACCOUNT with it", c.Command.HelpName)}
+	}
+	o.uids = args
+	return nil
 }
 
 const cacheListHelp = `
@@ -36,6 +56,7 @@ const cacheForgetHelp = `
 `
 
 func cacheCommand(g *globalOptions) *cli.Command {
+	list, forget := &cacheOptions{}, &cacheOptions{}
 	return &cli.Command{
 		Name:               "cache",
 		Usage:              "show or edit what has been retrieved (the UID cache)",
@@ -45,30 +66,34 @@ func cacheCommand(g *globalOptions) *cli.Command {
 			{
 				Name:               "list",
 				Usage:              "print the UIDs remembered for an account",
-				ArgsUsage:          "ACCOUNT",
+				ArgsUsage:          "ACCOUNT | --host HOST --user USER [--port PORT] [--tls MODE]",
+				Flags:              list.oneOff.identityFlags("the mailbox on"),
 				OnUsageError:       onUsageError,
 				CustomHelpTemplate: commandHelp(cacheListHelp),
+				BashComplete:       completeAccounts(g),
 				Action: func(c *cli.Context) error {
-					if c.NArg() != 1 {
-						return usageError{errors.New("cache list takes one ACCOUNT")}
+					if err := list.args(c, false); err != nil {
+						return err
 					}
-					return runCacheList(g, &cacheOptions{account: c.Args().First()})
+					return runCacheList(g, list)
 				},
 			},
 			{
 				Name:      "forget",
 				Usage:     "forget UIDs (all, if none is given), so the next fetch retrieves them again",
-				ArgsUsage: "ACCOUNT [UID...]",
+				ArgsUsage: "ACCOUNT [UID...] | --host HOST --user USER [--port PORT] [--tls MODE] [UID...]",
 				Description: "Removes the UIDs from the account's cache, or all of them when no UID is\n" +
 					"given: the next fetch retrieves those messages again if the server still\n" +
 					"has them (in keep mode too). Give UIDs as cache list prints them.",
+				Flags:              forget.oneOff.identityFlags("the mailbox on"),
 				OnUsageError:       onUsageError,
 				CustomHelpTemplate: commandHelp(cacheForgetHelp),
+				BashComplete:       completeAccounts(g),
 				Action: func(c *cli.Context) error {
-					if c.NArg() < 1 {
-						return usageError{errors.New("cache forget takes an ACCOUNT, then the UIDs to forget (none: all)")}
+					if err := forget.args(c, true); err != nil {
+						return err
 					}
-					return runCacheForget(g, &cacheOptions{account: c.Args().First(), uids: c.Args().Tail()})
+					return runCacheForget(g, forget)
 				},
 			},
 		},
@@ -76,7 +101,7 @@ func cacheCommand(g *globalOptions) *cli.Command {
 }
 
 func runCacheList(g *globalOptions, o *cacheOptions) error {
-	a, err := loadAccount(g, o.account)
+	a, err := o.oneOff.resolve(g, o.account, true)
 	if err != nil {
 		return err
 	}
@@ -119,7 +144,7 @@ func stateName(e uidcache.Entry) string {
 }
 
 func runCacheForget(g *globalOptions, o *cacheOptions) error {
-	a, err := loadAccount(g, o.account)
+	a, err := o.oneOff.resolve(g, o.account, true)
 	if err != nil {
 		return err
 	}
@@ -135,8 +160,8 @@ func runCacheForget(g *globalOptions, o *cacheOptions) error {
 			shown[i] = escapeUID(u)
 		}
 		fmt.Fprintf(g.stderr, "popfetch: %s: error: not in the cache: %s; nothing forgotten\n", a.Name, strings.Join(shown, " "))
-		fmt.Fprintf(g.stderr, "popfetch: hint: popfetch cache list %s shows the UIDs remembered\n", a.Name)
-		return reportedError{usageError{err}}
+		fmt.Fprintf(g.stderr, "popfetch: hint: `%s` shows the UIDs remembered\n", g.commandFor(a, "cache", "list"))
+		return reportedError{usageError{err: err}}
 	}
 	if err != nil {
 		return err

@@ -54,7 +54,7 @@ func TestCacheListForgetRoundTrip(t *testing.T) {
 	// an unknown UID: nothing is forgotten, exit 64
 	out, errs := e.mustRun(exitUsage, "cache", "forget", "personal", u2, "no-such-uid")
 	if out != "" || !strings.Contains(errs, "popfetch: personal: error: not in the cache: no-such-uid; nothing forgotten\n") ||
-		!strings.Contains(errs, "popfetch: hint: popfetch cache list personal") {
+		!strings.Contains(errs, "popfetch: hint: `popfetch -c "+e.config+" cache list personal` shows the UIDs remembered") {
 		t.Errorf("stdout %q\nstderr %q", out, errs)
 	}
 	if after, _ := os.ReadFile(e.cachePath(a)); string(after) != string(before) {

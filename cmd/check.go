@@ -101,7 +101,7 @@ type checkAccount struct {
 // configuration order.
 func runCheck(ctx context.Context, g *globalOptions, o *checkOptions) error {
 	if o.jobs < 1 {
-		return usageError{errors.New("--jobs must be at least 1")}
+		return usageError{err: errors.New("--jobs must be at least 1")}
 	}
 	cfg, err := loadConfig(g)
 	if err != nil {
@@ -161,7 +161,7 @@ func checkOne(ctx context.Context, g *globalOptions, o *checkOptions, a *config.
 	}
 	res, err := engine.Check(ctx, engine.Options{
 		Account:        a,
-		Credentials:    &accountCredentials{acct: a},
+		Credentials:    &accountCredentials{acct: a, g: g},
 		Log:            log,
 		Trace:          g.verbose >= 2,
 		AcceptAllAsNew: o.acceptAllAsNew,

@@ -52,7 +52,7 @@ func completionCommand(g *globalOptions) *cli.Command {
 		CustomHelpTemplate: commandHelp(""),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
-				return usageError{fmt.Errorf("completion takes one shell: bash, zsh or fish")}
+				return usageError{err: fmt.Errorf("completion takes one shell: bash, zsh or fish")}
 			}
 			switch c.Args().First() {
 			case "bash":
@@ -66,7 +66,7 @@ func completionCommand(g *globalOptions) *cli.Command {
 				}
 				fmt.Fprint(g.stdout, s)
 			default:
-				return usageError{fmt.Errorf("completion: unknown shell %q: want bash, zsh or fish", c.Args().First())}
+				return usageError{err: fmt.Errorf("completion: unknown shell %q: want bash, zsh or fish", c.Args().First())}
 			}
 			return nil
 		},

@@ -32,7 +32,7 @@ func configCommand(g *globalOptions) *cli.Command {
 			CustomHelpTemplate: commandHelp(""),
 			Action: func(c *cli.Context) error {
 				if c.Args().Present() {
-					return usageError{fmt.Errorf("config check takes no arguments (use -c FILE before the command)")}
+					return usageError{err: fmt.Errorf("config check takes no arguments (use -c FILE before the command)")}
 				}
 				return runConfigCheck(g, o)
 			},

@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -22,6 +23,7 @@ type credentialError struct {
 	account string
 	msg     string
 	err     error
+	keyring bool // the OS keyring could not be used
 }
 
 func (e *credentialError) Error() string {
@@ -41,6 +43,7 @@ type accountCredentials struct {
 	prompt func(what string) (string, error) // nil: no terminal
 	log    *slog.Logger                      // nil: warnings to stderr
 	oauth  oauthState                        // oauth_provider's tokens, for this run
+	g      *globalOptions                    // for hints: the commands that fix things
 }
 
 func (c *accountCredentials) Password(ctx context.Context) (string, error) {
@@ -51,18 +54,26 @@ func (c *accountCredentials) Password(ctx context.Context) (string, error) {
 	if a.Password != "" {
 		return string(a.Password), nil
 	}
-	pw, err := keyringGet(a.Key())
+	pw, err := keyringLookup(a.Key(), legacyKey("", a))
 	if err == nil && pw != "" {
 		return pw, nil
 	}
 	if c.prompt != nil {
 		return c.prompt(fmt.Sprintf("password for %s", a.Key()))
 	}
-	msg := fmt.Sprintf("no password for %s: set password_command, or store one with `popfetch password set %s`", a.Key(), a.Name)
 	if err != nil {
-		return "", &credentialError{account: a.Name, msg: msg + " (the OS keyring could not be read)", err: err}
+		// Say why the keyring could not be read, and what works without
+		// it: under cron there is no session bus.
+		var ce *credentialError
+		if errors.As(err, &ce) && ce.err != nil {
+			err = ce.err
+		}
+		return "", &credentialError{account: a.Name, keyring: true, msg: fmt.Sprintf("no password for %s: %v; "+
+			"use password_command (e.g. `secret-tool lookup service %s username %s`, or any command that prints it)",
+			a.Key(), err, keyringService, a.Key())}
 	}
-	return "", &credentialError{account: a.Name, msg: msg}
+	return "", &credentialError{account: a.Name, msg: fmt.Sprintf("no password for %s: set password_command, or store one with `%s`",
+		a.Key(), c.g.commandFor(a, "password", "set"))}
 }
 
 func (c *accountCredentials) Token(ctx context.Context) (string, error) {
@@ -72,7 +83,7 @@ func (c *accountCredentials) Token(ctx context.Context) (string, error) {
 	}
 	if a.OAuthProvider != "" {
 		// Built-in refresh from the refresh token in the OS keyring.
-		return c.oauth.token(ctx, a, c.log)
+		return c.oauth.token(ctx, c.g, a, c.log)
 	}
 	return "", &credentialError{account: a.Name, msg: "no OAuth2 token source: set oauth_token_command, or oauth_provider and oauth_client_id"}
 }

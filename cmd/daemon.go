@@ -71,10 +71,10 @@ func backoff(interval time.Duration, failures int, loginDelay time.Duration) tim
 
 func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 	if o.interval < time.Second {
-		return usageError{errors.New("--interval must be at least 1s")}
+		return usageError{err: errors.New("--interval must be at least 1s")}
 	}
 	if o.jobs < 1 {
-		return usageError{errors.New("--jobs must be at least 1")}
+		return usageError{err: errors.New("--jobs must be at least 1")}
 	}
 	cfg, err := loadConfig(g)
 	if err != nil {

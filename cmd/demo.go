@@ -44,7 +44,7 @@ func demoCommand(g *globalOptions) *cli.Command {
 
 func runDemo(ctx context.Context, g *globalOptions, o *demoOptions) error {
 	if o.messages < 1 {
-		return usageError{fmt.Errorf("--messages must be at least 1")}
+		return usageError{err: fmt.Errorf("--messages must be at least 1")}
 	}
 	srv := pop3test.NewServer()
 	mb := srv.AddUser("demo", "demo-secret")
@@ -78,7 +78,7 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions) error {
 		}
 		opts := engine.Options{
 			Account:     acct,
-			Credentials: &accountCredentials{acct: acct},
+			Credentials: &accountCredentials{acct: acct, g: g},
 			Log:         g.logger().With("account", "demo"),
 			Trace:       g.verbose >= 2,
 			Version:     Version,

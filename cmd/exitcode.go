@@ -25,7 +25,10 @@ const (
 )
 
 // usageError is a bad command line.
-type usageError struct{ err error }
+type usageError struct {
+	err  error
+	help string // the command whose --help to see ("popfetch fetch"), if known
+}
 
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }

@@ -30,16 +30,8 @@ type fetchOptions struct {
 	oneOff         oneOffOptions
 }
 
-// oneOffOptions define an account on the command line, without a
-// configuration file.
-type oneOffOptions struct {
-	host, user, tls, tlsCAFile      string
-	port                            int
-	maildir, mbox, mda, passwordCmd string
-}
-
 func (fo *fetchOptions) flags() []cli.Flag {
-	return []cli.Flag{
+	flags := []cli.Flag{
 		&cli.BoolFlag{Name: "keep", Usage: "leave the messages on the server", Destination: &fo.keep},
 		&cli.BoolFlag{Name: "no-keep", Usage: "delete the messages from the server once delivered", Destination: &fo.noKeep},
 		&cli.BoolFlag{Name: "all", Usage: "also retrieve messages retrieved before", Destination: &fo.all},
@@ -47,20 +39,15 @@ func (fo *fetchOptions) flags() []cli.Flag {
 		&cli.StringFlag{Name: "max-size", Usage: "leave messages larger than `SIZE` (e.g. 25MB, 10MiB) on the server", Destination: &fo.maxSize},
 		&cli.IntFlag{Name: "jobs", Value: 4, Usage: "fetch `N` accounts in parallel", Destination: &fo.jobs},
 		&cli.BoolFlag{Name: "accept-all-as-new", Usage: "fetch even when no remembered UID is on the server (the cache tripwire)", Destination: &fo.acceptAllAsNew},
-		&cli.StringFlag{Name: "host", Usage: "one-off: fetch from `HOST`, without a configuration file", Destination: &fo.oneOff.host, Category: "one-off fetch"},
-		&cli.StringFlag{Name: "user", Usage: "one-off: log in as `USER`", Destination: &fo.oneOff.user, Category: "one-off fetch"},
-		&cli.IntFlag{Name: "port", Usage: "one-off: server `PORT` (default 995, or 110 without implicit TLS)", Destination: &fo.oneOff.port, Category: "one-off fetch"},
-		&cli.StringFlag{Name: "tls", Value: "implicit", Usage: "one-off: `MODE` implicit, starttls or none", Destination: &fo.oneOff.tls, Category: "one-off fetch"},
-		&cli.StringFlag{Name: "tls-ca-file", Usage: "one-off: also trust the CAs in `FILE`", Destination: &fo.oneOff.tlsCAFile, Category: "one-off fetch"},
-		&cli.StringFlag{Name: "maildir", Usage: "one-off: deliver into the Maildir `DIR`", Destination: &fo.oneOff.maildir, Category: "one-off fetch"},
-		&cli.StringFlag{Name: "mbox", Usage: "one-off: deliver into the mbox `FILE`", Destination: &fo.oneOff.mbox, Category: "one-off fetch"},
-		&cli.StringFlag{Name: "mda", Usage: "one-off: deliver through `COMMAND` (%F sender, %T user)", Destination: &fo.oneOff.mda, Category: "one-off fetch"},
-		&cli.StringFlag{Name: "password-command", Usage: "one-off: the password is the first line printed by `COMMAND`", Destination: &fo.oneOff.passwordCmd, Category: "one-off fetch"},
 	}
+	flags = append(flags, fo.oneOff.identityFlags("fetch from")...)
+	flags = append(flags, fo.oneOff.trustFlags()...)
+	return append(flags, fo.oneOff.deliveryFlags()...)
 }
 
 func (fo *fetchOptions) action(c *cli.Context, g *globalOptions) error {
 	fo.accounts = c.Args().Slice()
+	fo.oneOff.read(c)
 	return runFetch(c.Context, g, fo)
 }
 
@@ -92,13 +79,13 @@ type accountRun struct {
 // runFetch fetches the selected accounts and reports.
 func runFetch(ctx context.Context, g *globalOptions, fo *fetchOptions) error {
 	if fo.keep && fo.noKeep {
-		return usageError{errors.New("--keep and --no-keep contradict each other")}
+		return usageError{err: errors.New("--keep and --no-keep contradict each other")}
 	}
 	if fo.jobs < 1 {
-		return usageError{errors.New("--jobs must be at least 1")}
+		return usageError{err: errors.New("--jobs must be at least 1")}
 	}
 	if fo.limit < 0 {
-		return usageError{errors.New("--limit must not be negative")}
+		return usageError{err: errors.New("--limit must not be negative")}
 	}
 	accts, prompt, err := fo.selectAccounts(g)
 	if err != nil {
@@ -149,7 +136,7 @@ func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Accoun
 		alog := log.With("account", a.Name)
 		opts := engine.Options{
 			Account:        a,
-			Credentials:    &accountCredentials{acct: a, prompt: r.prompt, log: alog},
+			Credentials:    &accountCredentials{acct: a, prompt: r.prompt, log: alog, g: g},
 			Log:            alog,
 			Trace:          g.verbose >= 2,
 			AcceptAllAsNew: r.acceptAllAsNew,
@@ -211,7 +198,7 @@ func report(g *globalOptions, runs []accountRun) error {
 			continue
 		}
 		printError(g.stderr, r.acct.Name, r.err)
-		if h := hint(r.acct, r.err); h != "" {
+		if h := hint(g, r.acct, r.err); h != "" {
 			fmt.Fprintf(g.stderr, "popfetch: hint: %s\n", h)
 		}
 		if first == nil {
@@ -225,18 +212,25 @@ func report(g *globalOptions, runs []accountRun) error {
 }
 
 // hint returns one line of advice for an error a user can act on, or "".
-func hint(a *config.Account, err error) string {
+func hint(g *globalOptions, a *config.Account, err error) string {
 	var tlsErr *pop3.TLSError
 	var pin *engine.PinError
 	var cert *tls.CertificateVerificationError
 	var alert tls.AlertError
+	var mismatch *engine.CacheMismatchError
 	switch {
 	case errors.As(err, &pin), errors.As(err, &cert):
-		return fmt.Sprintf("`popfetch serverinfo %s` shows the certificate; trust its CA with tls_ca_file, or pin it with tls_fingerprint", a.Name)
+		if isOneOff(a) {
+			return fmt.Sprintf("`%s` shows the certificate; trust its CA with --tls-ca-file, or pin it with --tls-fingerprint", g.commandFor(a, "serverinfo"))
+		}
+		return fmt.Sprintf("`%s` shows the certificate; trust its CA with tls_ca_file, or pin it with tls_fingerprint", g.commandFor(a, "serverinfo"))
 	case errors.As(err, &alert) && alert == 70: // protocol_version
 		return "the server offers no TLS 1.2 or newer, which popfetch requires"
 	case errors.As(err, &tlsErr):
-		return fmt.Sprintf("`popfetch serverinfo %s` shows what the server offers", a.Name)
+		return fmt.Sprintf("`%s` shows what the server offers", g.commandFor(a, "serverinfo"))
+	case errors.As(err, &mismatch):
+		return fmt.Sprintf("`%s` fetches them all as new; `%s` shows what is remembered",
+			g.commandFor(a, "fetch", "--accept-all-as-new"), g.commandFor(a, "cache", "list"))
 	case errors.Is(err, engine.ErrLocked):
 		return "the lock is an flock(2) lock and dies with its process: another run or a daemon is fetching now"
 	}
@@ -273,13 +267,14 @@ func handleSignals(cancel context.CancelFunc, stop chan struct{}) func() {
 // flags, or the named (or all) accounts of the configuration. It also
 // returns a password prompt when a one-off account may need one.
 func (fo *fetchOptions) selectAccounts(g *globalOptions) ([]*config.Account, func(string) (string, error), error) {
-	if fo.oneOff.host != "" || fo.oneOff.user != "" {
-		a, err := fo.oneOff.account()
+	oneOff, err := fo.oneOff.active(fo.accounts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if oneOff {
+		a, err := fo.oneOff.account(true)
 		if err != nil {
 			return nil, nil, err
-		}
-		if len(fo.accounts) > 0 {
-			return nil, nil, usageError{errors.New("a one-off fetch (--host) takes no account names")}
 		}
 		return []*config.Account{a}, terminalPrompt(), nil
 	}
@@ -308,7 +303,7 @@ func (fo *fetchOptions) override(a *config.Account) error {
 	if fo.maxSize != "" {
 		n, err := config.ParseSize(fo.maxSize)
 		if err != nil {
-			return usageError{fmt.Errorf("--max-size: %w", err)}
+			return usageError{err: fmt.Errorf("--max-size: %w", err)}
 		}
 		a.MaxSize = n
 	}

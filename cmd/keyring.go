@@ -12,13 +12,17 @@ import (
 )
 
 // What popfetch keeps in the OS keyring, all under the service
-// keyringService ("popfetch"):
+// keyringService ("popfetch"), KEY being the mailbox's identity,
+// config.Account.Key() (USER@HOST, or USER@HOST:PORT on a port that is not
+// the standard one of its TLS mode):
 //
-//	USER@HOST                      the account's password (CONTRACT §2; `password set`)
-//	oauth:USER@HOST                the OAuth2 refresh token (`oauth login`)
-//	oauth-client-secret:USER@HOST  the OAuth2 client secret, for clients that have one
+//	KEY                      the account's password (CONTRACT §2; `password set`)
+//	oauth:KEY                the OAuth2 refresh token (`oauth login`)
+//	oauth-client-secret:KEY  the OAuth2 client secret, for clients that have one
 //
-// USER@HOST is config.Account.Key().
+// An account whose mailbox an older popfetch knew as USER@HOST
+// (config.Account.AdoptKey) also finds its secrets under that name, until
+// they are stored again under KEY.
 
 // oauthRefreshKey is the keyring key of an account's refresh token.
 func oauthRefreshKey(a *config.Account) string { return "oauth:" + a.Key() }
@@ -26,23 +30,39 @@ func oauthRefreshKey(a *config.Account) string { return "oauth:" + a.Key() }
 // oauthSecretKey is the keyring key of an account's OAuth2 client secret.
 func oauthSecretKey(a *config.Account) string { return "oauth-client-secret:" + a.Key() }
 
+// legacyKey is the key that prefix+a.Key() had before the port was part
+// of the identity, when the account adopts that identity; else "".
+func legacyKey(prefix string, a *config.Account) string {
+	if a.AdoptKey == "" {
+		return ""
+	}
+	return prefix + a.AdoptKey
+}
+
 // keyringUnavailable is a keyring that could not be used at all (no
-// Secret Service on the session bus, a locked or broken keyring):
+// session bus, no Secret Service on it, a locked or broken keyring):
 // popfetch's environment is not set up for it, a configuration problem
 // (exit 78, like a credential found nowhere).
 func keyringUnavailable(err error) error {
-	return &credentialError{msg: "the OS keyring is not available (popfetch uses the Secret Service " +
-		"over D-Bus, e.g. gnome-keyring or KeePassXC)", err: err}
+	msg := "the OS keyring is not available"
+	if !errors.Is(err, errNoSessionBus) && !errors.Is(err, errKeyringLocked) {
+		msg += " (popfetch uses the Secret Service over D-Bus, e.g. gnome-keyring or KeePassXC)"
+	}
+	return &credentialError{msg: msg, err: err, keyring: true}
 }
 
-// keyringTimeout bounds a keyring lookup: a locked keyring makes the
-// Secret Service wait for an unlock prompt that nobody answers under cron,
-// and go-keyring has no way to give up.
+// keyringTimeout bounds a keyring lookup: a Secret Service can wait for
+// an unlock prompt that nobody answers, and go-keyring has no way to give
+// up. keyringReady finds a locked keyring before, so this is the last
+// resort.
 const keyringTimeout = 15 * time.Second
 
 // keyringGet returns the secret under key, "" if there is none, or the
 // error of keyringUnavailable.
 func keyringGet(key string) (string, error) {
+	if err := keyringReady(); err != nil {
+		return "", keyringUnavailable(err)
+	}
 	type result struct {
 		v   string
 		err error
@@ -69,8 +89,21 @@ func keyringGet(key string) (string, error) {
 	return v, nil
 }
 
+// keyringLookup returns the secret under key, else under legacy (unless
+// "").
+func keyringLookup(key, legacy string) (string, error) {
+	v, err := keyringGet(key)
+	if err != nil || v != "" || legacy == "" {
+		return v, err
+	}
+	return keyringGet(legacy)
+}
+
 // keyringSet stores secret under key.
 func keyringSet(key, secret string) error {
+	if err := keyringReady(); err != nil {
+		return keyringUnavailable(err)
+	}
 	if err := keyring.Set(keyringService, key, secret); err != nil {
 		return keyringUnavailable(err)
 	}
@@ -80,6 +113,9 @@ func keyringSet(key, secret string) error {
 // keyringDelete removes key; found says whether there was anything to
 // remove.
 func keyringDelete(key string) (found bool, err error) {
+	if err := keyringReady(); err != nil {
+		return false, keyringUnavailable(err)
+	}
 	err = keyring.Delete(keyringService, key)
 	switch {
 	case errors.Is(err, keyring.ErrNotFound):
@@ -90,11 +126,13 @@ func keyringDelete(key string) (found bool, err error) {
 	return true, nil
 }
 
-// keyringStore is the OS keyring as the oauth package's Store.
-type keyringStore struct{}
+// keyringStore is the OS keyring as the oauth package's Store: the
+// refresh token is read under its key, else under legacy (unless ""), and
+// always written under its key.
+type keyringStore struct{ legacy string }
 
-func (keyringStore) Get(key string) (string, error) {
-	v, err := keyringGet(key)
+func (s keyringStore) Get(key string) (string, error) {
+	v, err := keyringLookup(key, s.legacy)
 	if err == nil && v == "" {
 		return "", oauth.ErrNotFound
 	}

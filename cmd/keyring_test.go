@@ -3,14 +3,17 @@ package cmd
 import (
 	"bytes"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/godbus/dbus/v5"
 	"github.com/zalando/go-keyring"
 )
 
@@ -28,7 +31,8 @@ const childTestEnv = "POPFETCH_TEST_CHILD"
 // and the parent reports how it went. It returns true in the child, where
 // the test goes on, and false in the parent, where the test must return.
 // The user's own keyring and session bus are never touched. Missing tools
-// fail the test: CI installs them (.ci/run), so these tests never skip.
+// fail the test: make test installs them (scripts/test-deps.sh), so these
+// tests never skip.
 func withSecretService(t *testing.T) bool {
 	t.Helper()
 	if os.Getenv(childTestEnv) == t.Name() {
@@ -43,7 +47,7 @@ func withSecretService(t *testing.T) bool {
 	}
 	if len(missing) > 0 {
 		t.Fatalf("%s not found: the keyring tests need a real Secret Service; "+
-			"install it with: apt-get install gnome-keyring dbus dbus-x11 (as .ci/run does)", strings.Join(missing, " and "))
+			"install it with: apt-get install gnome-keyring dbus dbus-x11 (as scripts/test-deps.sh does)", strings.Join(missing, " and "))
 	}
 	dir := t.TempDir()
 	runtime := filepath.Join(dir, "run")
@@ -60,20 +64,22 @@ func withSecretService(t *testing.T) bool {
 	return false
 }
 
-// withBrokenKeyring runs the calling test again in a child process whose
-// session bus address leads nowhere, so the OS keyring cannot be used.
-// It returns true in the child and false in the parent.
-func withBrokenKeyring(t *testing.T) bool {
+// withoutSessionBus runs the calling test again in a child process as
+// under cron: no DBUS_SESSION_BUS_ADDRESS, and no bus socket in its
+// XDG_RUNTIME_DIR — or, with gone, an address whose socket is not there
+// (a session that has ended). It returns true in the child and false in
+// the parent.
+func withoutSessionBus(t *testing.T, gone bool) bool {
 	t.Helper()
 	if os.Getenv(childTestEnv) == t.Name() {
 		return true
 	}
 	dir := t.TempDir()
-	rerunTest(t, []string{
-		"HOME=" + dir,
-		"XDG_RUNTIME_DIR=" + dir,
-		"DBUS_SESSION_BUS_ADDRESS=unix:path=" + filepath.Join(dir, "no-bus"),
-	})
+	env := []string{"HOME=" + dir, "XDG_RUNTIME_DIR=" + dir}
+	if gone {
+		env = append(env, "DBUS_SESSION_BUS_ADDRESS=unix:path="+filepath.Join(dir, "no-bus"))
+	}
+	rerunTest(t, env)
 	return false
 }
 
@@ -157,7 +163,7 @@ func TestPasswordKeyring(t *testing.T) {
 
 	a.mb.Add(testMessage(2))
 	_, errs = e.mustRun(exitConfig, "fetch")
-	if !strings.Contains(errs, "no password for "+key) || !strings.Contains(errs, "popfetch password set personal") {
+	if !strings.Contains(errs, "no password for "+key) || !strings.Contains(errs, "popfetch -c "+e.config+" password set personal") {
 		t.Errorf("fetch without a password said:\n%s", errs)
 	}
 	if n := e.delivered(a); n != 1 {
@@ -192,27 +198,165 @@ func TestPasswordKeyringComesAfterConfig(t *testing.T) {
 	}
 }
 
-// TestPasswordKeyringUnavailable: with no Secret Service, password set and
-// delete fail clearly with exit 78, and fetch says the keyring could not
-// be read.
-func TestPasswordKeyringUnavailable(t *testing.T) {
-	if !withBrokenKeyring(t) {
+// TestKeyringWithoutSessionBus: under cron (no session bus) or after the
+// session ended, a fetch that needs the keyring stops at once with exit 78
+// and says what to use instead; password set and delete fail the same
+// way. Nothing is started to reach a keyring (internal/e2e counts the
+// processes of the real binary).
+func TestKeyringWithoutSessionBus(t *testing.T) {
+	for _, gone := range []bool{false, true} {
+		t.Run(map[bool]string{false: "cron", true: "gone"}[gone], func(t *testing.T) {
+			if !withoutSessionBus(t, gone) {
+				return
+			}
+			e := newCLIEnv(t)
+			a := e.addAccount(&cliAccount{name: "home", user: "dave"}, "pw")
+			a.mb.Add(testMessage(1))
+			withStdin(t, "pw\n", func() {
+				_, errs := e.mustRun(exitConfig, "password", "set", "home")
+				if !strings.Contains(errs, "popfetch: error: the OS keyring is not available: no D-Bus session (cron?): the keyring cannot be reached") {
+					t.Errorf("password set said:\n%s", errs)
+				}
+			})
+			_, errs := e.mustRun(exitConfig, "password", "delete", "home")
+			if !strings.Contains(errs, "no D-Bus session (cron?)") {
+				t.Errorf("password delete said:\n%s", errs)
+			}
+			_, errs = e.mustRun(exitConfig, "fetch")
+			want := "popfetch: home: error: no password for " + e.key(a) + ": no D-Bus session (cron?): the keyring cannot be reached"
+			if !strings.HasPrefix(errs, want) ||
+				!strings.Contains(errs, "; use password_command (e.g. `secret-tool lookup service popfetch username "+e.key(a)+"`") {
+				t.Errorf("fetch said:\n%s\nwant it to start with\n%s", errs, want)
+			}
+			if n := e.delivered(a); n != 0 {
+				t.Errorf("%d delivered", n)
+			}
+		})
+	}
+}
+
+// TestKeyringLocked: a locked keyring is reported as such at once, with
+// exit 78, instead of waiting for an unlock prompt nobody answers.
+func TestKeyringLocked(t *testing.T) {
+	if !withSecretService(t) {
 		return
 	}
 	e := newCLIEnv(t)
-	e.addAccount(&cliAccount{name: "home", user: "dave"}, "pw")
-	withStdin(t, "pw\n", func() {
-		_, errs := e.mustRun(exitConfig, "password", "set", "home")
-		if !strings.Contains(errs, "popfetch: error: the OS keyring is not available") {
-			t.Errorf("password set said:\n%s", errs)
-		}
-	})
-	_, errs := e.mustRun(exitConfig, "password", "delete", "home")
-	if !strings.Contains(errs, "the OS keyring is not available") {
-		t.Errorf("password delete said:\n%s", errs)
+	a := e.addAccount(&cliAccount{name: "work", user: "erin"}, "pw")
+	a.mb.Add(testMessage(1))
+	withStdin(t, "pw\n", func() { e.mustRun(0, "password", "set", "work") })
+
+	conn, err := dbus.ConnectSessionBus()
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, errs = e.mustRun(exitConfig, "fetch")
-	if !strings.Contains(errs, "the OS keyring could not be read") {
+	defer conn.Close()
+	var locked []dbus.ObjectPath
+	var prompt dbus.ObjectPath
+	err = conn.Object(secretsName, secretsPath).Call("org.freedesktop.Secret.Service.Lock", 0,
+		[]dbus.ObjectPath{loginCollection}).Store(&locked, &prompt)
+	if err != nil || len(locked) != 1 {
+		t.Fatalf("locking the keyring: %v (locked %v, prompt %v)", err, locked, prompt)
+	}
+
+	_, errs := e.mustRun(exitConfig, "fetch")
+	if !strings.Contains(errs, "popfetch: work: error: no password for "+e.key(a)+": the keyring is locked") {
 		t.Errorf("fetch said:\n%s", errs)
 	}
+	if n := e.delivered(a); n != 0 {
+		t.Errorf("%d delivered", n)
+	}
+}
+
+// TestPasswordKeyringAdoptsOldName: a password stored by an older
+// popfetch under USER@HOST is found for the mailbox now named
+// USER@HOST:PORT; password set stores under the new name, and password
+// delete removes both.
+func TestPasswordKeyringAdoptsOldName(t *testing.T) {
+	if !withSecretService(t) {
+		return
+	}
+	e := newCLIEnv(t)
+	a := e.addAccount(&cliAccount{name: "old", user: "frank"}, "old-pw")
+	a.mb.Add(testMessage(1))
+	legacy := "frank@127.0.0.1"
+	if legacy == e.key(a) {
+		t.Fatalf("the test server's port is the standard one")
+	}
+	if err := keyring.Set(keyringService, legacy, "old-pw"); err != nil {
+		t.Fatal(err)
+	}
+	e.mustRun(0, "fetch")
+	if n := e.delivered(a); n != 1 {
+		t.Fatalf("%d delivered with the password under %s, want 1", n, legacy)
+	}
+
+	withStdin(t, "old-pw\n", func() { e.mustRun(0, "password", "set", "old") })
+	if pw, err := keyring.Get(keyringService, e.key(a)); err != nil || pw != "old-pw" {
+		t.Errorf("password set stored %q, %v under %s", pw, err, e.key(a))
+	}
+	_, errs := e.mustRun(0, "password", "delete", "old")
+	for _, k := range []string{e.key(a), legacy} {
+		if _, err := keyring.Get(keyringService, k); !errors.Is(err, keyring.ErrNotFound) {
+			t.Errorf("after password delete, %s: %v", k, err)
+		}
+		if !strings.Contains(errs, `key "`+k+`"`) {
+			t.Errorf("password delete did not say it deleted %s:\n%s", k, errs)
+		}
+	}
+}
+
+// TestSessionBusAddress: the bus is found as libdbus finds it, and never
+// by anything that would start one.
+func TestSessionBusAddress(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "bus")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	empty := t.TempDir()
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string // "" for errNoSessionBus
+	}{
+		{"address", map[string]string{"DBUS_SESSION_BUS_ADDRESS": "unix:path=" + sock + ",guid=1"}, "unix:path=" + sock + ",guid=1"},
+		{"abstract", map[string]string{"DBUS_SESSION_BUS_ADDRESS": "unix:abstract=/tmp/dbus-x"}, "unix:abstract=/tmp/dbus-x"},
+		{"tcp", map[string]string{"DBUS_SESSION_BUS_ADDRESS": "tcp:host=127.0.0.1,port=1"}, "tcp:host=127.0.0.1,port=1"},
+		{"socket gone", map[string]string{"DBUS_SESSION_BUS_ADDRESS": "unix:path=" + filepath.Join(empty, "bus")}, ""},
+		{"autolaunch", map[string]string{"DBUS_SESSION_BUS_ADDRESS": "autolaunch:"}, ""},
+		{"runtime dir", map[string]string{"XDG_RUNTIME_DIR": dir}, "unix:path=" + sock},
+		{"empty runtime dir", map[string]string{"XDG_RUNTIME_DIR": empty}, ""},
+	} {
+		got, err := sessionBusAddress(func(k string) string { return tc.env[k] }, 4242)
+		switch {
+		case tc.want == "" && !errors.Is(err, errNoSessionBus):
+			t.Errorf("%s: %q, %v; want errNoSessionBus", tc.name, got, err)
+		case tc.want != "" && (err != nil || got != tc.want):
+			t.Errorf("%s: %q, %v; want %q", tc.name, got, err, tc.want)
+		}
+	}
+}
+
+// TestOneOffPasswordHint: a one-off fetch with no password anywhere says
+// how to store one; that command, run as printed, stores it under the
+// mailbox's identity, and the same fetch then logs in with it.
+func TestOneOffPasswordHint(t *testing.T) {
+	if !withSecretService(t) {
+		return
+	}
+	e := newCLIEnv(t)
+	e.srv.AddUser("solo", "stored pw").Add(testMessage(1))
+	host, port, _ := net.SplitHostPort(e.srv.Addr())
+	t.Setenv("XDG_STATE_HOME", e.dir+"/state")
+	fetch := []string{"fetch", "--host", host, "--port", port, "--user", "solo", "--tls-ca-file", e.ca, "--maildir", e.dir + "/M"}
+	_, errs := mustMain(t, exitConfig, fetch...)
+	args := hintCommand(t, errs, "no password for solo@"+host+":"+port)
+	if want := []string{"password", "set", "--host", host, "--port", port, "--user", "solo"}; !slices.Equal(args, want) {
+		t.Errorf("hint %q, want %q", args, want)
+	}
+	withStdin(t, "stored pw\n", func() { mustMain(t, 0, args...) })
+	mustMain(t, 0, fetch...)
 }

@@ -93,7 +93,7 @@ func oauthCommand(g *globalOptions) *cli.Command {
 			CustomHelpTemplate: cli.CommandHelpTemplate + oauthLoginHelp + oauthExitHelp + "\n",
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
-					return usageError{errors.New("oauth login takes one ACCOUNT")}
+					return usageError{err: errors.New("oauth login takes one ACCOUNT")}
 				}
 				o.account = c.Args().First()
 				o.scopes = c.StringSlice("scope")
@@ -108,10 +108,10 @@ func oauthCommand(g *globalOptions) *cli.Command {
 // token in the OS keyring.
 func runOAuthLogin(ctx context.Context, g *globalOptions, o *oauthLoginOptions) error {
 	if o.browser && o.device {
-		return usageError{errors.New("--browser and --device contradict each other")}
+		return usageError{err: errors.New("--browser and --device contradict each other")}
 	}
 	if o.port < 0 || o.port > 65535 {
-		return usageError{fmt.Errorf("--port %d: want 1 to 65535", o.port)}
+		return usageError{err: fmt.Errorf("--port %d: want 1 to 65535", o.port)}
 	}
 	a, err := loadAccount(g, o.account)
 	if err != nil {
@@ -140,7 +140,7 @@ func runOAuthLogin(ctx context.Context, g *globalOptions, o *oauthLoginOptions) 
 	switch {
 	case o.browser || o.device:
 	case ep.DeviceAuthURL == "" && ep.AuthURL == "":
-		return usageError{fmt.Errorf("oauth_provider %q is a token URL: give the provider's "+
+		return usageError{err: fmt.Errorf("oauth_provider %q is a token URL: give the provider's "+
 			"--device-url (device flow) or --auth-url (browser flow)", a.OAuthProvider)}
 	case o.deviceURL != "":
 		browser = false
@@ -151,14 +151,14 @@ func runOAuthLogin(ctx context.Context, g *globalOptions, o *oauthLoginOptions) 
 	}
 	switch {
 	case browser && ep.AuthURL == "":
-		return usageError{errors.New("the browser flow needs the provider's --auth-url")}
+		return usageError{err: errors.New("the browser flow needs the provider's --auth-url")}
 	case !browser && ep.DeviceAuthURL == "":
-		return usageError{errors.New("the device flow needs the provider's --device-url")}
+		return usageError{err: errors.New("the device flow needs the provider's --device-url")}
 	}
 
 	// The keyring must work before the user goes through the
 	// authorization, or its result could not be kept.
-	secret, err := keyringGet(oauthSecretKey(a))
+	secret, err := keyringLookup(oauthSecretKey(a), legacyKey("oauth-client-secret:", a))
 	if err != nil {
 		return err
 	}
@@ -173,13 +173,14 @@ func runOAuthLogin(ctx context.Context, g *globalOptions, o *oauthLoginOptions) 
 		tok, err = oauth.DeviceLogin(ctx, client, g.stderr)
 	}
 	if err != nil {
-		return oauthError(a, fmt.Errorf("authorization failed: %w", err))
+		return oauthError(g, a, fmt.Errorf("authorization failed: %w", err))
 	}
 	if err := keyringSet(oauthRefreshKey(a), tok.RefreshToken); err != nil {
 		return err
 	}
-	if o.clientSecret != "" {
-		if err := keyringSet(oauthSecretKey(a), o.clientSecret); err != nil {
+	if client.ClientSecret != "" {
+		// From the environment, or adopted from the mailbox's old name.
+		if err := keyringSet(oauthSecretKey(a), client.ClientSecret); err != nil {
 			return err
 		}
 	}
@@ -197,7 +198,7 @@ func oauthClient(a *config.Account) (*oauth.Client, error) {
 	if err != nil {
 		return nil, &credentialError{account: a.Name, msg: err.Error()}
 	}
-	secret, err := keyringGet(oauthSecretKey(a))
+	secret, err := keyringLookup(oauthSecretKey(a), legacyKey("oauth-client-secret:", a))
 	if err != nil {
 		return nil, err
 	}
@@ -227,7 +228,7 @@ type oauthState struct {
 // token returns an access token for the account, from the refresh token
 // in the OS keyring. log gets -vv lines and warnings; nil: warnings go to
 // standard error.
-func (s *oauthState) token(ctx context.Context, a *config.Account, log *slog.Logger) (string, error) {
+func (s *oauthState) token(ctx context.Context, g *globalOptions, a *config.Account, log *slog.Logger) (string, error) {
 	s.mu.Lock()
 	if s.src == nil {
 		client, err := oauthClient(a)
@@ -238,13 +239,13 @@ func (s *oauthState) token(ctx context.Context, a *config.Account, log *slog.Log
 		if log == nil {
 			log = newLogger(os.Stderr, slog.LevelWarn).With("account", a.Name)
 		}
-		s.src = &oauth.Source{Client: client, Store: keyringStore{}, Key: oauthRefreshKey(a), Log: log}
+		s.src = &oauth.Source{Client: client, Store: keyringStore{legacy: legacyKey("oauth:", a)}, Key: oauthRefreshKey(a), Log: log}
 	}
 	src := s.src
 	s.mu.Unlock()
 	tok, err := src.Token(ctx)
 	if err != nil {
-		return "", oauthError(a, err)
+		return "", oauthError(g, a, err)
 	}
 	return tok, nil
 }
@@ -253,29 +254,30 @@ func (s *oauthState) token(ctx context.Context, a *config.Account, log *slog.Log
 // provider refused: the credential is no longer good, as when a server
 // rejects a password (exit 77). Only `popfetch oauth login` helps.
 type oauthRefusedError struct {
-	account string
-	err     error
+	login string // the command that logs in again
+	err   error
 }
 
 func (e *oauthRefusedError) Error() string {
-	return fmt.Sprintf("%v: authorize popfetch again with `popfetch oauth login %s`", e.err, e.account)
+	return fmt.Sprintf("%v: authorize popfetch again with `%s`", e.err, e.login)
 }
 
 func (e *oauthRefusedError) Unwrap() error { return e.err }
 
 // oauthError sorts the errors of the oauth package by what the user must
 // do: log in (again), fix the configuration, or try later.
-func oauthError(a *config.Account, err error) error {
+func oauthError(g *globalOptions, a *config.Account, err error) error {
 	var pe *oauth.ProviderError
+	login := g.commandFor(a, "oauth", "login")
 	switch {
 	case errors.Is(err, oauth.ErrNoRefreshToken):
 		return &credentialError{account: a.Name, msg: fmt.Sprintf("no OAuth2 refresh token for %s in the OS keyring: "+
-			"run `popfetch oauth login %s` once", a.Key(), a.Name)}
+			"run `%s` once", a.Key(), login)}
 	case errors.Is(err, oauth.ErrNoRefreshTokenIssued):
 		return &credentialError{account: a.Name, msg: err.Error()}
 	case errors.Is(err, oauth.ErrCodeExpired),
 		errors.As(err, &pe) && (pe.Revoked() || pe.Code == "access_denied" || pe.Code == "expired_token"):
-		return &oauthRefusedError{account: a.Name, err: err}
+		return &oauthRefusedError{login: login, err: err}
 	case errors.As(err, &pe) && !pe.Temporary():
 		// invalid_client, unauthorized_client, invalid_scope, ...: the
 		// client is not one the provider knows, or not like this.

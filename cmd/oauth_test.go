@@ -175,7 +175,7 @@ func TestOAuthRevoked(t *testing.T) {
 
 	_, errs := e.mustRun(exitConfig, "fetch")
 	if !strings.Contains(errs, "popfetch: mail: error: no OAuth2 refresh token for "+e.key(e.acct)) ||
-		!strings.Contains(errs, "popfetch oauth login mail") {
+		!strings.Contains(errs, "popfetch -c "+e.config+" oauth login mail") {
 		t.Errorf("fetch before oauth login said:\n%s", errs)
 	}
 
@@ -185,7 +185,7 @@ func TestOAuthRevoked(t *testing.T) {
 	e.idp.RevokeAll()
 	_, errs = e.mustRun(exitNoPerm, "fetch")
 	if !strings.Contains(errs, "invalid_grant") || !strings.Contains(errs, "expired or revoked") ||
-		!strings.Contains(errs, "authorize popfetch again with `popfetch oauth login mail`") {
+		!strings.Contains(errs, "authorize popfetch again with `popfetch -c "+e.config+" oauth login mail`") {
 		t.Errorf("fetch with a revoked token said:\n%s", errs)
 	}
 	if len(e.authCommands()) != 0 {

@@ -15,7 +15,8 @@ import (
 
 // passwordOptions are the options of password set and password delete.
 type passwordOptions struct {
-	account string // a configured account's name, or USER@HOST
+	account string        // a configured account's name, or USER@HOST[:PORT]
+	oneOff  oneOffOptions // or the mailbox of the one-off flags
 	// stdin is read when prompt is nil: one line.
 	stdin io.Reader
 	// prompt asks on the terminal without echo; nil when standard input
@@ -27,12 +28,22 @@ const passwordKeyringHelp = `
 KEYRING
    The password is kept in the OS keyring (the Secret Service: gnome-keyring,
    KeePassXC, ...) under the service "popfetch" and the key USER@HOST of the
-   account. fetch uses it when the account has neither password_command nor
-   password, which come first. ACCOUNT is the name of a configured account,
-   or USER@HOST itself.
+   account's mailbox (USER@HOST:PORT on a port that is not the standard one
+   of its TLS mode). fetch uses it when the account has neither
+   password_command nor password, which come first. ACCOUNT is the name of a
+   configured account, or the key itself; --host, --user (and --port, --tls)
+   name the mailbox of a one-off fetch.
+
+   The Secret Service lives on the D-Bus session bus of a desktop session.
+   popfetch finds that bus without one in its environment (the socket
+   /run/user/UID/bus of a systemd user session), but never starts a bus or
+   a keyring itself: under cron without a session, or with the keyring
+   locked, it stops at once with exit 78. For cron jobs that run while
+   nobody is logged in, use password_command instead.
 `
 
 func passwordCommand(g *globalOptions) *cli.Command {
+	set, del := &passwordOptions{}, &passwordOptions{}
 	return &cli.Command{
 		Name:  "password",
 		Usage: "store or remove an account's password in the OS keyring",
@@ -45,34 +56,36 @@ func passwordCommand(g *globalOptions) *cli.Command {
 			{
 				Name:      "set",
 				Usage:     "store the password of ACCOUNT in the OS keyring",
-				ArgsUsage: "ACCOUNT",
+				ArgsUsage: "ACCOUNT | USER@HOST[:PORT] | --host HOST --user USER [--port PORT] [--tls MODE]",
 				Description: "Asks for the password without echo when standard input is a terminal;\n" +
 					"otherwise reads exactly one line of standard input (a final LF or CRLF is\n" +
 					"not part of the password), e.g.: pass show mail | popfetch password set work",
+				Flags:              set.oneOff.identityFlags("store the password of"),
 				OnUsageError:       onUsageError,
 				CustomHelpTemplate: cli.CommandHelpTemplate + passwordKeyringHelp + passwordExitHelp + "\n",
+				BashComplete:       completeAccounts(g),
 				Action: func(c *cli.Context) error {
-					o, err := passwordArgs(c)
-					if err != nil {
+					if err := set.args(c); err != nil {
 						return err
 					}
-					o.stdin, o.prompt = os.Stdin, terminalPrompt()
-					return runPasswordSet(c.Context, g, o)
+					set.stdin, set.prompt = os.Stdin, terminalPrompt()
+					return runPasswordSet(c.Context, g, set)
 				},
 			},
 			{
 				Name:               "delete",
 				Usage:              "remove the password of ACCOUNT from the OS keyring",
-				ArgsUsage:          "ACCOUNT",
+				ArgsUsage:          "ACCOUNT | USER@HOST[:PORT] | --host HOST --user USER [--port PORT] [--tls MODE]",
 				Description:        "Removes the stored password. If none was stored, says so and exits 0.",
+				Flags:              del.oneOff.identityFlags("remove the password of"),
 				OnUsageError:       onUsageError,
 				CustomHelpTemplate: cli.CommandHelpTemplate + passwordKeyringHelp + passwordExitHelp + "\n",
+				BashComplete:       completeAccounts(g),
 				Action: func(c *cli.Context) error {
-					o, err := passwordArgs(c)
-					if err != nil {
+					if err := del.args(c); err != nil {
 						return err
 					}
-					return runPasswordDelete(c.Context, g, o)
+					return runPasswordDelete(c.Context, g, del)
 				},
 			},
 		},
@@ -85,29 +98,41 @@ EXIT STATUS
    64  bad command line, unknown account, or an empty password
    78  configuration error, or the OS keyring is not available`
 
-func passwordArgs(c *cli.Context) (*passwordOptions, error) {
-	if c.NArg() != 1 {
-		return nil, usageError{fmt.Errorf("%s takes one ACCOUNT", c.Command.HelpName)}
+// args reads the ACCOUNT argument, or the one-off flags.
+func (o *passwordOptions) args(c *cli.Context) error {
+	o.oneOff.read(c)
+	oneOff, err := o.oneOff.active(c.Args().Slice())
+	switch {
+	case err != nil:
+		return err
+	case !oneOff && c.NArg() != 1:
+		return usageError{err: fmt.Errorf("%s takes one ACCOUNT, or --host and --user", c.Command.HelpName)}
 	}
-	return &passwordOptions{account: c.Args().First()}, nil
+	o.account = c.Args().First()
+	return nil
 }
 
-// passwordAccount resolves the ACCOUNT argument: USER@HOST as it is (an
-// account name has no @), else a configured account.
-func passwordAccount(g *globalOptions, name string) (label, key string, acct *config.Account, err error) {
-	if strings.Contains(name, "@") {
-		return name, name, nil, nil
+// passwordAccount resolves the account: the one-off flags' mailbox,
+// USER@HOST[:PORT] as it is (an account name has no @), else a configured
+// account. legacy is the key an adopted mailbox's password may still be
+// under (see config.Account.AdoptKey), or "".
+func passwordAccount(g *globalOptions, o *passwordOptions) (label, key, legacy string, acct *config.Account, err error) {
+	if o.oneOff.host == "" && strings.Contains(o.account, "@") {
+		return o.account, o.account, "", nil, nil
 	}
-	a, err := loadAccount(g, name)
+	a, err := o.oneOff.resolve(g, o.account, true)
 	if err != nil {
-		return "", "", nil, err
+		return "", "", "", nil, err
 	}
-	return name, a.Key(), a, nil
+	if isOneOff(a) {
+		return a.Key(), a.Key(), "", nil, nil
+	}
+	return o.account, a.Key(), legacyKey("", a), a, nil
 }
 
 // runPasswordSet stores an account's password in the OS keyring.
 func runPasswordSet(_ context.Context, g *globalOptions, o *passwordOptions) error {
-	label, key, acct, err := passwordAccount(g, o.account)
+	label, key, _, acct, err := passwordAccount(g, o)
 	if err != nil {
 		return err
 	}
@@ -121,7 +146,7 @@ func runPasswordSet(_ context.Context, g *globalOptions, o *passwordOptions) err
 		return err
 	}
 	if pw == "" {
-		return usageError{errors.New("the password is empty: nothing stored")}
+		return usageError{err: errors.New("the password is empty: nothing stored")}
 	}
 	if err := keyringSet(key, pw); err != nil {
 		return err
@@ -143,7 +168,7 @@ func runPasswordSet(_ context.Context, g *globalOptions, o *passwordOptions) err
 
 // runPasswordDelete removes an account's password from the OS keyring.
 func runPasswordDelete(_ context.Context, g *globalOptions, o *passwordOptions) error {
-	label, key, _, err := passwordAccount(g, o.account)
+	label, key, legacy, _, err := passwordAccount(g, o)
 	if err != nil {
 		return err
 	}
@@ -151,11 +176,25 @@ func runPasswordDelete(_ context.Context, g *globalOptions, o *passwordOptions) 
 	if err != nil {
 		return err
 	}
+	oldFound := false
+	if legacy != "" {
+		// The mailbox's password under its old name goes too: else fetch
+		// would still find it there.
+		if oldFound, err = keyringDelete(legacy); err != nil {
+			return err
+		}
+	}
 	switch {
-	case !found:
+	case !found && !oldFound:
 		fmt.Fprintf(g.stderr, "popfetch: %s: no password stored in the OS keyring for %s: nothing to delete\n", label, key)
-	case !g.quiet:
+	case g.quiet:
+	case found:
 		fmt.Fprintf(g.stderr, "popfetch: %s: password deleted from the OS keyring (key %q)\n", label, key)
+		fallthrough
+	case oldFound:
+		if oldFound {
+			fmt.Fprintf(g.stderr, "popfetch: %s: password deleted from the OS keyring (key %q, the mailbox's name before the port was part of it)\n", label, legacy)
+		}
 	}
 	return nil
 }
@@ -176,7 +215,7 @@ func readLine(r io.Reader) (string, error) {
 				break
 			}
 			if len(line) == maxSecretLine {
-				return "", usageError{fmt.Errorf("the password line is longer than %d bytes", maxSecretLine)}
+				return "", usageError{err: fmt.Errorf("the password line is longer than %d bytes", maxSecretLine)}
 			}
 			line = append(line, b[0])
 		}

@@ -35,7 +35,7 @@ func newProgressUI(mode string, quiet bool, stderr io.Writer) (*progressUI, erro
 			return nil, nil
 		}
 	default:
-		return nil, usageError{fmt.Errorf("--progress %q: want auto, always or never", mode)}
+		return nil, usageError{err: fmt.Errorf("--progress %q: want auto, always or never", mode)}
 	}
 	if quiet {
 		return nil, nil

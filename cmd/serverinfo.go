@@ -27,6 +27,7 @@ import (
 // serverinfoOptions are serverinfo's arguments.
 type serverinfoOptions struct {
 	account string
+	oneOff  oneOffOptions
 	now     func() time.Time // nil: time.Now
 }
 
@@ -43,10 +44,11 @@ EXIT STATUS
    78  configuration error`
 
 func serverinfoCommand(g *globalOptions) *cli.Command {
+	o := &serverinfoOptions{}
 	return &cli.Command{
 		Name:      "serverinfo",
 		Usage:     "show a server's greeting, capabilities, TLS and certificate, without logging in",
-		ArgsUsage: "ACCOUNT",
+		ArgsUsage: "ACCOUNT | --host HOST [--port PORT] [--tls MODE]",
 		Description: "Connects to the account's server the way fetch does (tls, tls_ca_file,\n" +
 			"tls_fingerprint), asks for its capabilities and quits, without logging in\n" +
 			"and without looking up a password. It prints the greeting, the capabilities\n" +
@@ -56,21 +58,30 @@ func serverinfoCommand(g *globalOptions) *cli.Command {
 			"A certificate that is not trusted is read over a second connection without\n" +
 			"verification, on which nothing but CAPA and QUIT is sent, and shown marked\n" +
 			"NOT TRUSTED so that you can compare its fingerprint with one obtained another\n" +
-			"way before pinning it.",
+			"way before pinning it. With --host instead of ACCOUNT it probes a server\n" +
+			"that is not in the configuration.",
+		Flags:              append(o.oneOff.identityFlags("probe"), o.oneOff.trustFlags()...),
 		OnUsageError:       onUsageError,
 		CustomHelpTemplate: cli.CommandHelpTemplate + serverinfoExitHelp + "\n",
+		BashComplete:       completeAccounts(g),
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return usageError{errors.New("serverinfo takes exactly one ACCOUNT")}
+			o.oneOff.read(c)
+			oneOff, err := o.oneOff.active(c.Args().Slice())
+			if err != nil {
+				return err
 			}
-			return runServerinfo(c.Context, g, serverinfoOptions{account: c.Args().First()})
+			if !oneOff && c.NArg() != 1 {
+				return usageError{err: errors.New("serverinfo takes exactly one ACCOUNT, or --host HOST")}
+			}
+			o.account = c.Args().First()
+			return runServerinfo(c.Context, g, o)
 		},
 	}
 }
 
 // runServerinfo probes one account's server and prints what it learned.
-func runServerinfo(ctx context.Context, g *globalOptions, o serverinfoOptions) error {
-	a, err := loadAccount(g, o.account)
+func runServerinfo(ctx context.Context, g *globalOptions, o *serverinfoOptions) error {
+	a, err := o.oneOff.resolve(g, o.account, false)
 	if err != nil {
 		return err
 	}
@@ -92,7 +103,11 @@ func runServerinfo(ctx context.Context, g *globalOptions, o serverinfoOptions) e
 	if info != nil && info.Untrusted != nil {
 		printError(g.stderr, a.Name, fmt.Errorf("the certificate of %s is NOT TRUSTED: %s", a.Host, untrustedReason(info.Untrusted)))
 		fmt.Fprintf(g.stderr, "popfetch: hint: it was read over a second connection without verification, on which nothing but CAPA and QUIT was sent\n")
-		fmt.Fprintf(g.stderr, "popfetch: hint: if its fingerprint is the one your provider publishes, add the tls_fingerprint line above to the account, or give its CA in tls_ca_file\n")
+		if isOneOff(a) {
+			fmt.Fprintf(g.stderr, "popfetch: hint: if its fingerprint is the one your provider publishes, give it with --tls-fingerprint, or its CA with --tls-ca-file\n")
+		} else {
+			fmt.Fprintf(g.stderr, "popfetch: hint: if its fingerprint is the one your provider publishes, add the tls_fingerprint line above to the account, or give its CA in tls_ca_file\n")
+		}
 	} else {
 		printError(g.stderr, a.Name, err)
 	}
