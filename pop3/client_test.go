@@ -158,3 +158,43 @@ func TestErrResponseCode(t *testing.T) {
 		t.Fatal("error holds the password")
 	}
 }
+
+// TestUTF8Command: UTF8 before login gets the message as stored from a
+// server that wraps 8-bit header fields for legacy clients; a refusal is
+// an *Error and leaves the session usable.
+func TestUTF8Command(t *testing.T) {
+	const msg = "Subject: gr\xc3\xbc\xc3\x9fe\n\nhallo\n"
+	s, _ := startServer(t, "implicit", msg)
+	s.UTF8 = true
+	begin(t, s, true)
+	for _, sendUTF8 := range []bool{true, false} {
+		c := dialTLS(t, s)
+		if _, err := c.Capa().Wait(); err != nil || !c.Caps().Has("UTF8") {
+			t.Fatalf("CAPA: %v %v", c.Caps(), err)
+		}
+		if sendUTF8 {
+			if err := c.UTF8().Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		login(t, c)
+		body, err := c.Retr(1).Body()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (string(got) == msg) != sendUTF8 {
+			t.Errorf("UTF8 sent %v: got %q", sendUTF8, got)
+		}
+		var perr *pop3.Error
+		if err := c.UTF8().Wait(); !errors.As(err, &perr) || perr.Command != "UTF8" {
+			t.Errorf("UTF8 after login: %v, want a refusal", err)
+		}
+		if err := c.Quit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -274,6 +274,14 @@ func (c *Client) Pass(password string) *Command {
 	return c.issue(kindSingle, "PASS <redacted>", "PASS", password)
 }
 
+// UTF8 asks for UTF-8 mode (RFC 6856 §2): the server then sends each
+// message as it stores it, with header fields in UTF-8 (RFC 6532), where
+// for a client that did not ask it may convert or wrap a message whose
+// header holds 8-bit bytes (Courier's pop3d wraps it in a notice). RFC
+// 6856 §2 allows it only in the AUTHORIZATION state, before USER, APOP or
+// Auth, and only when CAPA lists UTF8. A -ERR is returned as *Error.
+func (c *Client) UTF8() *Command { return c.issue(kindSingle, "", "UTF8") }
+
 func badCommand(name string) *Command {
 	return &Command{name: name, done: true, err: fmt.Errorf("%s: %w", name, ErrBadArgument)}
 }

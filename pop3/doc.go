@@ -7,6 +7,7 @@
 //   - RFC 2595: Using TLS with IMAP, POP3 and ACAP (STLS)
 //   - RFC 3206: The SYS and AUTH POP Response Codes
 //   - RFC 5034: The POP3 SASL Authentication Mechanism (AUTH)
+//   - RFC 6856: POP3 Support for UTF-8 (UTF8)
 //   - RFC 8314: Use of TLS for Email Submission and Access (implicit TLS)
 //
 // # Commands are handles

@@ -100,6 +100,14 @@ type Server struct {
 	// ExtraCaps are listed in CAPA as given, before and after login, e.g.
 	// "EXPIRE 0" or "LOGIN-DELAY 900".
 	ExtraCaps []string
+	// UTF8 plays a server of RFC 6856: CAPA lists UTF8, and the UTF8
+	// command is accepted before login (RFC 6856 §2: AUTHORIZATION state
+	// only). A session that has not sent it gets each message whose
+	// header holds 8-bit bytes as Courier's pop3d sends it to a legacy
+	// client: wrapped in a multipart/mixed message, a notice and the
+	// original as a message/global attachment. LIST sizes stay those of
+	// the messages as stored.
+	UTF8 bool
 	// Latency delays every byte each way by this much, so a round trip
 	// takes twice as long (see RoundTrips).
 	Latency time.Duration
@@ -322,6 +330,7 @@ type session struct {
 	br      *bufio.Reader
 	bw      *bufio.Writer
 	tls     bool
+	utf8    bool // the client sent UTF8 (RFC 6856)
 	stamp   string
 	user    *User // after USER, or once logged in
 	authed  bool
@@ -501,6 +510,9 @@ func (ss *session) capa() {
 	}
 	caps = append(caps, s.ExtraCaps...)
 	caps = append(caps, "IMPLEMENTATION pop3test")
+	if s.UTF8 {
+		caps = append(caps, "UTF8")
+	}
 	ss.reply("+OK capabilities follow")
 	for _, c := range caps {
 		if !ss.hidden(strings.Fields(c)[0]) {
@@ -581,6 +593,12 @@ func (ss *session) authorization(cmd string, args []string) error {
 			return ss.login(u)
 		}
 		return nil
+	case "UTF8":
+		if s.UTF8 {
+			ss.utf8 = true
+			ss.reply("+OK UTF8 enabled")
+			return nil
+		}
 	}
 	ss.reply("-ERR command not valid before login")
 	return nil
@@ -658,7 +676,7 @@ func (ss *session) transaction(cmd string, args []string) error {
 		if m == nil || ss.refused(cmd, m) {
 			return nil
 		}
-		body := m.wire
+		body := ss.wireOf(m)
 		if cmd == "TOP" {
 			var n int
 			if _, err := fmt.Sscanf(args[1], "%d", &n); err != nil || n < 0 {

@@ -144,6 +144,7 @@ func (p *parser) config(raw map[string]any) *Config {
 	}
 	if defaults.deliver != nil {
 		p.checkTargets(&scope{label: "defaults"}, defaults.deliver)
+		p.checkRecipient(&scope{label: "defaults"}, defaults.deliver)
 	}
 	if len(accounts) == 0 && !accountsBad {
 		p.errorf(0, "no accounts: add an [[account]] table (see config.example.toml)")
@@ -276,6 +277,7 @@ func (p *parser) account(i int, m map[string]any, defaults *layer) *Account {
 		p.errAt(s, line, "no delivery target: give %s (in [account.deliver])", orList(prefixed("deliver.", targetNames())))
 	case d == acc.deliver:
 		p.checkTargets(s, d)
+		p.checkRecipient(s, d)
 	}
 
 	// What goes together.
@@ -322,6 +324,23 @@ func (p *parser) checkTargets(s *scope, d *deliverTable) {
 		list = append(list, fmt.Sprintf("deliver.%s (line %d)", k, targets[k].line))
 	}
 	p.errAt(s, targets[keys[1]].line, "more than one delivery target: %s; give exactly one", strings.Join(list, ", "))
+}
+
+// checkRecipient reports a recipient in a deliver table without an LMTP
+// or SMTP target: it would do nothing.
+func (p *parser) checkRecipient(s *scope, d *deliverTable) {
+	st, ok := d.vals["recipient"]
+	if !ok || st.val == "" || d.bad {
+		return
+	}
+	targets := d.targets()
+	if _, lmtp := targets["lmtp"]; lmtp {
+		return
+	}
+	if _, smtp := targets["smtp"]; smtp {
+		return
+	}
+	p.errAt(s, st.line, "deliver.recipient is for deliver.lmtp and deliver.smtp only (the RCPT TO of their transactions)")
 }
 
 // prefixed returns each name with prefix before it.

@@ -105,7 +105,7 @@ func TestParseErrors(t *testing.T) {
 		{"misspelled target in a deliver table", noDeliver("ok") + "[account.deliver]\nmaildri = \"~/M\"\n", 0,
 			[]wantErr{{6, `account "ok": unknown key "deliver.maildri" (did you mean "deliver.maildir"?)`}}},
 		{"unknown key in a deliver table without a hint", noDeliver("ok") + "[account.deliver]\nmailbox = \"~/M\"\n", 0,
-			[]wantErr{{6, `account "ok": unknown key "deliver.mailbox" (the keys of [account.deliver] are maildir, mbox, mda)`}}},
+			[]wantErr{{6, `account "ok": unknown key "deliver.mailbox" (the keys of [account.deliver] are maildir, mbox, mda, lmtp, smtp, recipient)`}}},
 		{"unknown key in defaults.deliver", "[defaults.deliver]\nmbx = \"/m\"\n" + ok, 0,
 			[]wantErr{{2, `defaults: unknown key "deliver.mbx" (did you mean "deliver.mbox"?)`}}},
 		{"deliver key in account", noDeliver("ok") + "maildir = \"~/M\"\n", 0,
@@ -180,13 +180,13 @@ func TestParseErrors(t *testing.T) {
 
 		// Delivery.
 		{"no delivery", noDeliver("ok"), 0,
-			[]wantErr{{1, `account "ok": no delivery target: give deliver.maildir, deliver.mbox or deliver.mda (in [account.deliver])`}}},
+			[]wantErr{{1, `account "ok": no delivery target: give deliver.maildir, deliver.mbox, deliver.mda, deliver.lmtp or deliver.smtp (in [account.deliver])`}}},
 		{"empty deliver table", noDeliver("ok") + "[account.deliver]\n", 0,
 			[]wantErr{{5, `account "ok": no delivery target`}}},
 		{"empty delivery target", noDeliver("ok") + "[account.deliver]\nmbox = \"\"\n", 0,
 			[]wantErr{{5, `account "ok": no delivery target`}}},
 		{"deliver not a string", noDeliver("ok") + "deliver = \"~/Mail\"\n", 0,
-			[]wantErr{{5, `account "ok": deliver must be a table with one of maildir, mbox or mda, not a string`}}},
+			[]wantErr{{5, `account "ok": deliver must be a table with one of maildir, mbox, mda, lmtp or smtp, not a string`}}},
 		{"deliver target not a string", noDeliver("ok") + "deliver.mda = [\"procmail\"]\n", 0,
 			[]wantErr{{5, `account "ok": deliver.mda must be a string, not an array`}}},
 		{"two delivery targets", ok + "deliver.mbox = \"~/mbox\"\n", 0,
@@ -197,6 +197,30 @@ func TestParseErrors(t *testing.T) {
 			[]wantErr{{5, `more than one delivery target: deliver.maildir (line 5), deliver.mbox (line 5), deliver.mda (line 5)`}}},
 		{"two delivery targets in defaults", "[defaults]\ndeliver.mbox = \"/m\"\ndeliver.mda = \"x\"\n" + ok + noDeliver("b"), 0,
 			[]wantErr{{3, `defaults: more than one delivery target: deliver.mbox (line 2), deliver.mda (line 3)`}}},
+
+		// LMTP and SMTP.
+		{"lmtp and maildir", ok + "deliver.lmtp = \"unix:/run/dovecot/lmtp\"\n", 0,
+			[]wantErr{{6, `account "ok": more than one delivery target: deliver.maildir (line 5), deliver.lmtp (line 6); give exactly one`}}},
+		{"lmtp without a port", noDeliver("ok") + "deliver.lmtp = \"localhost\"\n", 0,
+			[]wantErr{{5, `account "ok": deliver.lmtp: "localhost" is neither unix:/path nor host:port`}}},
+		{"lmtp relative socket", noDeliver("ok") + "deliver.lmtp = \"unix:run/lmtp\"\n", 0,
+			[]wantErr{{5, `account "ok": deliver.lmtp "run/lmtp" is not an absolute path`}}},
+		{"smtp bad port", noDeliver("ok") + "deliver.smtp = \"localhost:smtp\"\n", 0,
+			[]wantErr{{5, `account "ok": deliver.smtp: "localhost:smtp": port "smtp" is not a number from 1 to 65535`}}},
+		{"smtp not a string", noDeliver("ok") + "deliver.smtp = 25\n", 0,
+			[]wantErr{{5, `account "ok": deliver.smtp must be a string, not an integer`}}},
+		{"misspelled lmtp", noDeliver("ok") + "[account.deliver]\nlmpt = \"unix:/run/lmtp\"\n", 0,
+			[]wantErr{{6, `account "ok": unknown key "deliver.lmpt" (did you mean "deliver.lmtp"?)`}}},
+		{"smtp outside deliver", ok + "smtp = \"localhost\"\n", 0,
+			[]wantErr{{6, `account "ok": unknown key "smtp" (did you mean deliver.smtp? it goes in [account.deliver])`}}},
+		{"recipient with maildir", ok + "deliver.recipient = \"bob\"\n", 0,
+			[]wantErr{{6, `account "ok": deliver.recipient is for deliver.lmtp and deliver.smtp only`}}},
+		{"recipient with mda in defaults", "[defaults.deliver]\nmda = \"procmail\"\nrecipient = \"bob\"\n" + noDeliver("ok"), 0,
+			[]wantErr{{3, `defaults: deliver.recipient is for deliver.lmtp and deliver.smtp only`}}},
+		{"recipient not an address", noDeliver("ok") + "[account.deliver]\nsmtp = \"localhost\"\nrecipient = \"Bob <bob@x>\"\n", 0,
+			[]wantErr{{7, `account "ok": deliver.recipient "Bob <bob@x>" is not an address`}}},
+		{"recipient with the sender", noDeliver("ok") + "[account.deliver]\nsmtp = \"localhost\"\nrecipient = \"%F\"\n", 0,
+			[]wantErr{{7, `account "ok": deliver.recipient: %F (the envelope sender) makes no sense here`}}},
 
 		// Durations and sizes.
 		{"bad timeout", ok + "timeout = \"5 minutes\"\n", 0,
@@ -507,6 +531,47 @@ deliver.mbox = "~/mbox"
 	}
 	if got, err := cfg.Select(nil); err != nil || len(got) != 2 {
 		t.Errorf("Select(nil) = %v, %v", got, err)
+	}
+}
+
+func TestParseLMTPAndSMTP(t *testing.T) {
+	src := `[defaults.deliver]
+lmtp = "unix:~/run/lmtp"
+recipient = "%T@example.org"
+
+[[account]]
+name = "dovecot"
+host = "pop.example.org"
+user = "alice"
+
+[[account]]
+name = "mta"
+host = "pop.example.org"
+user = "bob"
+deliver.smtp = "localhost"
+
+[[account]]
+name = "lmtp-tcp"
+host = "pop.example.org"
+user = "carol"
+deliver = { lmtp = "127.0.0.1:24", recipient = "carol+pop" }
+`
+	cfg, err := Parse(testFile, []byte(src), testEnv())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Deliver{
+		{LMTP: "unix:/home/alice/run/lmtp", Recipient: "%T@example.org"},
+		{SMTP: "localhost"},
+		{LMTP: "127.0.0.1:24", Recipient: "carol+pop"},
+	}
+	for i, a := range cfg.Accounts {
+		if a.Deliver != want[i] {
+			t.Errorf("%s: %+v, want %+v", a.Name, a.Deliver, want[i])
+		}
+	}
+	if l := cfg.Accounts[0].Lines["deliver.recipient"]; l != 3 {
+		t.Errorf("line of deliver.recipient: %d", l)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/popfetch/popfetch/deliver"
 )
 
 // Key is one configuration key of an account: its name, how it is
@@ -208,6 +210,22 @@ var keyTable = []Key{
 			"Exit 0 is delivered, 75 is try later.",
 		parse: stringValue,
 		set:   func(a *Account, v any) { a.Deliver.MDA = v.(string) }},
+	{Name: "deliver.lmtp", Type: "string", Target: true,
+		Doc: "Deliver over LMTP (RFC 2033) to \"unix:/path\" or \"host:port\", e.g. Dovecot's " +
+			"\"unix:/run/dovecot/lmtp\", so that its Sieve filters, quotas and indexes see the mail; " +
+			"a message is delivered once the server answers 250 for it, and a 4xx answer leaves it for later.",
+		parse: lmtpValue,
+		set:   func(a *Account, v any) { a.Deliver.LMTP = v.(string) }},
+	{Name: "deliver.smtp", Type: "string", Target: true,
+		Doc: "Forward over SMTP (RFC 5321) to \"host\" or \"host:port\" (port 25 by default), the local MTA as " +
+			"fetchmail does; STARTTLS when offered, the certificate verified unless the host is loopback. " +
+			"A message is delivered once the server answers 250 after its data; a 4xx answer leaves it for later.",
+		parse: smtpValue,
+		set:   func(a *Account, v any) { a.Deliver.SMTP = v.(string) }},
+	{Name: "deliver.recipient", Type: "string", Default: "the account's user",
+		Doc:   "The RCPT TO address for deliver.lmtp and deliver.smtp; %T is the account's user.",
+		parse: checkedString(checkRecipient),
+		set:   func(a *Account, v any) { a.Deliver.Recipient = v.(string) }},
 }
 
 // lookupKey returns the key named, or nil.
@@ -424,6 +442,50 @@ func checkHost(str string) string {
 	if strings.Count(str, ":") == 1 {
 		h, port, _ := strings.Cut(str, ":")
 		return fmt.Sprintf("host %q includes a port: write host = %q and port = %s", str, h, port)
+	}
+	return ""
+}
+
+// lmtpValue is "unix:/path" (~ and $VAR expanded) or "host:port".
+func lmtpValue(p *parser, s *scope, k *Key, v any, line int) (any, bool) {
+	str, ok := p.str(s, k.Name, v, line)
+	if !ok || str == "" {
+		return str, ok
+	}
+	if path, isUnix := strings.CutPrefix(str, "unix:"); isUnix {
+		x, ok := p.path(s, k.Name, path, line)
+		if !ok {
+			return nil, false
+		}
+		str = "unix:" + x
+	}
+	if _, _, err := deliver.LMTPAddress(str); err != nil {
+		p.errAt(s, line, "%s: %v", k.Name, err)
+		return nil, false
+	}
+	return str, true
+}
+
+// smtpValue is "host" or "host:port".
+func smtpValue(p *parser, s *scope, k *Key, v any, line int) (any, bool) {
+	str, ok := p.str(s, k.Name, v, line)
+	if !ok || str == "" {
+		return str, ok
+	}
+	if _, err := deliver.SMTPAddress(str); err != nil {
+		p.errAt(s, line, "%s: %v", k.Name, err)
+		return nil, false
+	}
+	return str, true
+}
+
+// checkRecipient returns what is wrong with a recipient address, or "".
+func checkRecipient(str string) string {
+	if strings.ContainsFunc(str, isSpaceOrControl) || strings.ContainsAny(str, "<>") {
+		return fmt.Sprintf("deliver.recipient %q is not an address (no blanks, control characters or <>)", str)
+	}
+	if strings.Contains(strings.ReplaceAll(str, "%%", ""), "%F") {
+		return "deliver.recipient: %F (the envelope sender) makes no sense here; %T is the account's user"
 	}
 	return ""
 }

@@ -95,6 +95,11 @@ type Deliver struct {
 	Maildir string // a directory (expanded)
 	Mbox    string // a file (expanded)
 	MDA     string // a command line, split like a shell would, never run by one
+	LMTP    string // "unix:/path" (expanded) or "host:port"
+	SMTP    string // "host" or "host:port"
+	// Recipient is the RCPT TO of LMTP and SMTP, %T for the account's
+	// user; "" means the user. Given only with LMTP or SMTP.
+	Recipient string
 }
 
 // Key returns the identity of the account's mailbox (CONTRACT §2):

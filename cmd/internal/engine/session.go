@@ -198,6 +198,13 @@ func login(ctx context.Context, c *pop3.Client, a *config.Account, creds Credent
 	if err != nil {
 		return err
 	}
+	if c.Caps().Has("UTF8") {
+		// RFC 6856 §2: UTF8, valid only before authentication, has the
+		// server send each message as stored, where Courier wraps one
+		// with 8-bit header fields for a legacy client. Its answer is
+		// read in order with the login's; a refusal changes nothing else.
+		c.UTF8()
+	}
 	var mech sasl.Client
 	switch method {
 	case config.AuthUser:

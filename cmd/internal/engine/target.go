@@ -60,6 +60,24 @@ var (
 		limits:      batchLimits{messages: 1},
 		needsSender: true,
 	}
+	// LMTP and SMTP servers take each message for good at their 250,
+	// like an MDA at its exit: record each at once.
+	lmtpKind = targetKind{
+		name: "lmtp",
+		open: func(d config.Deliver) (deliver.Target, error) {
+			return deliver.OpenLMTP(d.LMTP, deliver.SMTPOptions{Recipient: d.Recipient})
+		},
+		limits:      batchLimits{messages: 1},
+		needsSender: true,
+	}
+	smtpKind = targetKind{
+		name: "smtp",
+		open: func(d config.Deliver) (deliver.Target, error) {
+			return deliver.OpenSMTP(d.SMTP, deliver.SMTPOptions{Recipient: d.Recipient})
+		},
+		limits:      batchLimits{messages: 1},
+		needsSender: true,
+	}
 )
 
 // kindOf returns the kind of the account's delivery target, nil if none
@@ -72,6 +90,10 @@ func kindOf(d config.Deliver) *targetKind {
 		return &mboxKind
 	case d.MDA != "":
 		return &mdaKind
+	case d.LMTP != "":
+		return &lmtpKind
+	case d.SMTP != "":
+		return &smtpKind
 	}
 	return nil
 }
