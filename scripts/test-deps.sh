@@ -25,6 +25,7 @@ want dovecot-pop3d     /usr/lib/dovecot/pop3
 want dovecot-lmtpd     /usr/lib/dovecot/lmtp
 want dovecot-sieve     /usr/lib/dovecot/modules/lib90_sieve_plugin.so
 want mailutils-pop3d   /usr/sbin/pop3d
+want openssl           /usr/bin/openssl   # hashes mailutilstest's passwords
 want postfix           /usr/sbin/smtp-sink
 want procmail          /usr/bin/procmail /usr/bin/formail
 want mutt              /usr/bin/mutt
