@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -52,9 +51,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := app.RunContext(ctx, args)
 	code := exitCode(err)
 	if err != nil && code != exitNoMail && !errors.Is(err, errReported) {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "popfetch: error: %s\n", line)
-		}
+		printError(stderr, "", err)
 		if code == exitUsage {
 			fmt.Fprintf(stderr, "popfetch: hint: see popfetch --help\n")
 		}

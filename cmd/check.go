@@ -12,7 +12,6 @@ import (
 	"net/mail"
 	"strings"
 	"time"
-	"unicode"
 
 	message "github.com/emersion/go-message"
 	_ "github.com/emersion/go-message/charset" // RFC 2047 words in any charset it knows
@@ -21,6 +20,7 @@ import (
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/cmd/internal/engine"
+	"github.com/popfetch/popfetch/cmd/internal/termsafe"
 )
 
 // checkOptions are check's flags.
@@ -132,7 +132,7 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions) error {
 	newMail := false
 	for _, r := range results {
 		if r.err != nil {
-			fmt.Fprintf(g.stderr, "popfetch: %s: error: %v\n", r.Name, r.err)
+			printError(g.stderr, r.Name, r.err)
 			if first == nil {
 				first = r.err
 			}
@@ -168,7 +168,7 @@ func checkOne(ctx context.Context, g *globalOptions, o *checkOptions, a *config.
 	}, header)
 	if err != nil {
 		out.err = err
-		out.Error = err.Error()
+		out.Error = termsafe.Escape(err.Error())
 		return out
 	}
 	log.Info(fmt.Sprintf("%d new of %d on the server", len(res.New), res.Listed))
@@ -259,19 +259,12 @@ func decodeHeader(dec *mime.WordDecoder, v string) string {
 	return cleanText(v)
 }
 
-// cleanText makes header text safe to print: invalid UTF-8 becomes U+FFFD,
-// line breaks and tabs become spaces, other control characters (which
-// could drive a terminal) become U+FFFD.
+// cleanText makes header text safe to print on one line: folding and
+// other runs of blanks become one space, and whatever could act on a
+// terminal is escaped (termsafe.Escape).
 func cleanText(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '\t' || r == '\r' || r == '\n':
-			return ' '
-		case unicode.IsControl(r) || r == '\u2028' || r == '\u2029':
-			return '\uFFFD'
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
+	fields := strings.FieldsFunc(s, func(r rune) bool {
+		return r == ' ' || r == '\t' || r == '\r' || r == '\n'
+	})
+	return termsafe.Escape(strings.Join(fields, " "))
 }

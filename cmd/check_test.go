@@ -291,9 +291,9 @@ func TestCheckListDecodesHeaders(t *testing.T) {
 		fmt.Sprintf("personal: 5 new messages, %s", humanBytes(sizes(a.mb))),
 		"  2024-05-08 09:15  Élodie <elodie@example.org>  📬 Neue Nachricht  (",
 		"  (no date)  François <f@example.org>  Café crème und Kuchen  (",
-		"  not a date  =?X-NO-SUCH-CHARSET?Q?abc?= <x@example.org>  \uFFFD[31mred and =?UTF-8?Q?broken  (",
+		"  not a date  =?X-NO-SUCH-CHARSET?Q?abc?= <x@example.org>  \\x1b[31mred and =?UTF-8?Q?broken  (",
 		"  (no date)  (no sender)  (no subject)  (",
-		"  (no date)  (no sender)  caf\uFFFD  (",
+		"  (no date)  (no sender)  caf\\xe9  (",
 	}
 	if len(lines) != len(want) || errs != "" {
 		t.Fatalf("stdout:\n%s\nstderr:\n%s", out, errs)

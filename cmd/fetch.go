@@ -210,7 +210,7 @@ func report(g *globalOptions, runs []accountRun) error {
 		if r.err == nil {
 			continue
 		}
-		fmt.Fprintf(g.stderr, "popfetch: %s: error: %v\n", r.acct.Name, r.err)
+		printError(g.stderr, r.acct.Name, r.err)
 		if h := hint(r.acct, r.err); h != "" {
 			fmt.Fprintf(g.stderr, "popfetch: hint: %s\n", h)
 		}

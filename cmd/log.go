@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+
+	"github.com/popfetch/popfetch/cmd/internal/termsafe"
 )
 
 // Verbosity levels: warnings and errors always, info at -v, the protocol
@@ -25,7 +27,10 @@ func levelFor(verbose int, quiet bool) slog.Level {
 
 // lineHandler writes one plain line a record, the way CONTRACT §3 and
 // STYLE rule 25 want them: "popfetch: ACCOUNT: warning: what happened:
-// key=value ...". Records are whole lines, whatever the goroutine.
+// key=value ...". Records are whole lines, whatever the goroutine. The
+// message and every value may hold what a server, a certificate or a
+// message said (a -ERR text, a UID, a traced line): they are escaped
+// (termsafe), so a record is one line and never drives the terminal.
 type lineHandler struct {
 	w     io.Writer
 	mu    *sync.Mutex
@@ -51,7 +56,7 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	})
 	for _, a := range attrs {
 		if a.Key == "account" {
-			b.WriteString(a.Value.String())
+			b.WriteString(termsafe.Escape(a.Value.String()))
 			b.WriteString(": ")
 		}
 	}
@@ -61,13 +66,13 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 	case r.Level >= slog.LevelWarn:
 		b.WriteString("warning: ")
 	}
-	b.WriteString(r.Message)
+	b.WriteString(termsafe.Escape(r.Message))
 	sep := ": "
 	for _, a := range attrs {
 		if a.Key == "account" {
 			continue
 		}
-		fmt.Fprintf(&b, "%s%s=%v", sep, a.Key, a.Value.Any())
+		fmt.Fprintf(&b, "%s%s=%s", sep, a.Key, termsafe.Escape(fmt.Sprint(a.Value.Any())))
 		sep = " "
 	}
 	b.WriteByte('\n')

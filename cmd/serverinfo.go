@@ -20,6 +20,7 @@ import (
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/cmd/internal/engine"
+	"github.com/popfetch/popfetch/cmd/internal/termsafe"
 	"github.com/popfetch/popfetch/pop3"
 )
 
@@ -89,11 +90,11 @@ func runServerinfo(ctx context.Context, g *globalOptions, o serverinfoOptions) e
 		return nil
 	}
 	if info != nil && info.Untrusted != nil {
-		fmt.Fprintf(g.stderr, "popfetch: %s: error: the certificate of %s is NOT TRUSTED: %s\n", a.Name, a.Host, untrustedReason(info.Untrusted))
+		printError(g.stderr, a.Name, fmt.Errorf("the certificate of %s is NOT TRUSTED: %s", a.Host, untrustedReason(info.Untrusted)))
 		fmt.Fprintf(g.stderr, "popfetch: hint: it was read over a second connection without verification, on which nothing but CAPA and QUIT was sent\n")
 		fmt.Fprintf(g.stderr, "popfetch: hint: if its fingerprint is the one your provider publishes, add the tls_fingerprint line above to the account, or give its CA in tls_ca_file\n")
 	} else {
-		fmt.Fprintf(g.stderr, "popfetch: %s: error: %v\n", a.Name, err)
+		printError(g.stderr, a.Name, err)
 	}
 	return reportedError{err}
 }
@@ -113,10 +114,11 @@ func untrustedReason(err error) string {
 }
 
 // writeServerInfo prints the probe's findings, one "key: value" a line,
-// then the tls_fingerprint line to paste.
+// then the tls_fingerprint line to paste. Nearly every value is the
+// server's or its certificate's word, and is escaped (termsafe).
 func writeServerInfo(w io.Writer, a *config.Account, info *engine.ServerInfo, now time.Time) {
 	line := func(key, format string, args ...any) {
-		fmt.Fprintf(w, "%-22s %s\n", key+":", fmt.Sprintf(format, args...))
+		fmt.Fprintf(w, "%-22s %s\n", key+":", termsafe.Escape(fmt.Sprintf(format, args...)))
 	}
 	line("account", "%s", a.Name)
 	line("server", "%s (connected to %s)", net.JoinHostPort(a.Host, strconv.Itoa(a.Port)), info.Addr)

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/popfetch/popfetch/cmd/internal/termsafe"
 )
 
 // ErrNoRefreshTokenIssued means an authorization succeeded but the
@@ -40,11 +42,12 @@ func DeviceLogin(ctx context.Context, c *Client, w io.Writer) (*oauth2.Token, er
 		return nil, fmt.Errorf("asking for a device code: %w", providerError(ep.DeviceAuthURL, err))
 	}
 	// RFC 8628 §3.3: show the verification URI and the user code (not the
-	// device code, which is the secret between popfetch and the provider).
-	fmt.Fprintf(w, "popfetch: to authorize popfetch, open %s\n", da.VerificationURI)
-	fmt.Fprintf(w, "popfetch: and enter the code %s\n", da.UserCode)
+	// device code, which is the secret between popfetch and the provider),
+	// escaped: they are the provider's words, for a terminal.
+	fmt.Fprintf(w, "popfetch: to authorize popfetch, open %s\n", termsafe.Escape(da.VerificationURI))
+	fmt.Fprintf(w, "popfetch: and enter the code %s\n", termsafe.Escape(da.UserCode))
 	if da.VerificationURIComplete != "" && da.VerificationURIComplete != da.VerificationURI {
-		fmt.Fprintf(w, "popfetch: (or open %s, which has the code in it)\n", da.VerificationURIComplete)
+		fmt.Fprintf(w, "popfetch: (or open %s, which has the code in it)\n", termsafe.Escape(da.VerificationURIComplete))
 	}
 	if !da.Expiry.IsZero() {
 		fmt.Fprintf(w, "popfetch: waiting until %s for the authorization…\n", da.Expiry.Format("15:04:05"))

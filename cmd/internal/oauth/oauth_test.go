@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -446,5 +448,32 @@ func TestBrowserLoginDenied(t *testing.T) {
 	}
 	if p := <-page; !strings.Contains(p, "failed") {
 		t.Errorf("the browser was told %q", p)
+	}
+}
+
+// The verification URI and user code are the provider's words, shown on
+// a terminal: escaped, never able to drive it.
+func TestDeviceLoginEscapesProviderText(t *testing.T) {
+	s := startServer(t, func(s *oauthtest.Server) { s.Deny = true })
+	mux := http.NewServeMux()
+	mux.HandleFunc("/device", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]any{
+			"device_code": "dc", "user_code": "\x1b]0;pwned\x07CODE",
+			"verification_uri":          "https://x.example/\x1b[2J",
+			"verification_uri_complete": "https://x.example/\u009b31m",
+			"expires_in":                60, "interval": 1,
+		})
+	})
+	hostile := httptest.NewServer(mux)
+	t.Cleanup(hostile.Close)
+	c := testClient(t, s)
+	c.Provider.Endpoint.DeviceAuthURL = hostile.URL + "/device"
+	var out bytes.Buffer
+	DeviceLogin(context.Background(), c, &out) // denied by s
+	got := out.String()
+	if strings.ContainsAny(got, "\x1b\x07\u009b") || !strings.Contains(got, `\x1b]0;pwned\x07CODE`) ||
+		!strings.Contains(got, `https://x.example/\x1b[2J`) || !strings.Contains(got, `https://x.example/\u009b31m`) {
+		t.Errorf("DeviceLogin printed:\n%q", got)
 	}
 }
