@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -109,12 +108,11 @@ func TestEscapeWarningValues(t *testing.T) {
 // A greeting, before STLS (anyone on the path can write it) and after:
 // in serverinfo, in the trace, and as the error of a refused greeting.
 func TestEscapeGreeting(t *testing.T) {
-	e := newCLIEnv(t, plainServer(), serverSetup(func(srv *pop3test.Server) {
-		srv.OfferSTLS = true
-		srv.Faults.Greeting = "+OK " + hostile
-		srv.ExtraCaps = []string{"X-CAP " + hostile}
-	}))
-	e.addAccount(&cliAccount{name: "s", user: "alice", password: "secret", tls: "starttls"}, "secret")
+	e := siEnv(t, false, false, "starttls", "")
+	e.accts[0].noCA = false
+	e.writeConfig()
+	e.srv.Faults.Greeting = "+OK " + hostile
+	e.srv.ExtraCaps = []string{"X-CAP " + hostile}
 	r := siRun(e, "serverinfo", "s")
 	if r.code != 0 {
 		t.Fatalf("serverinfo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -164,17 +162,15 @@ func hostileCertificate(t *testing.T) tls.Certificate {
 // needs no trust at all), in the error line and in serverinfo.
 func TestEscapeCertificateNames(t *testing.T) {
 	cert := hostileCertificate(t)
-	e := newCLIEnv(t, serverSetup(func(srv *pop3test.Server) {
-		srv.Faults.TLS = func(c *tls.Config) { c.Certificates = []tls.Certificate{cert} }
+	e := newCLIEnv(t, serverSetup(func(s *pop3test.Server) {
+		s.Faults.TLS = func(c *tls.Config) { c.Certificates = []tls.Certificate{cert} }
 	}))
-	ca := filepath.Join(e.dir, "hostile-ca.pem")
-	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
+	if err := os.WriteFile(e.ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.addAccount(&cliAccount{name: "s", user: "alice", password: "secret", noCA: true,
-		extra: fmt.Sprintf("tls_ca_file = %q", ca)}, "secret")
-	// the name asked for is "localhost", which the certificate does not hold
-	e.setConfig(strings.Replace(mustRead(t, e.config), `host = "127.0.0.1"`, `host = "localhost"`, 1))
+	// the name checked is the host's: localhost, not 127.0.0.1
+	e.add("s", "")
+	e.setConfig(strings.Replace(readFile(t, e.config), `host = "127.0.0.1"`, `host = "localhost"`, 1))
 	const names = `\x1b]0;pwned\x07\x1b[2J.example.org`
 	r := siRun(e, "fetch")
 	if r.code != exitUnavailable || !strings.HasPrefix(r.stderr, "popfetch: s: error: ") {
@@ -190,15 +186,6 @@ func TestEscapeCertificateNames(t *testing.T) {
 	checkShown(t, "serverinfo's error", r.stderr, "is NOT TRUSTED: x509: certificate is valid for "+names)
 }
 
-func mustRead(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // An OAuth provider's error description, in fetch's error line.
 func TestEscapeOAuthProviderError(t *testing.T) {
 	if !withSecretService(t) {
@@ -212,10 +199,19 @@ func TestEscapeOAuthProviderError(t *testing.T) {
 	t.Cleanup(idp.Close)
 	e := newCLIEnv(t)
 	a := e.addAccount(&cliAccount{name: "mail", user: "olga",
-		extra: fmt.Sprintf("oauth_provider = %q\noauth_client_id = \"id\"", idp.URL+"/token")}, "x")
+		extra: fmt.Sprintf("oauth_provider = %q\noauth_client_id = \"id\"", idp.URL+"/token")}, "pw")
 	if err := keyringSet("oauth:"+e.key(a), "a-refresh-token"); err != nil {
 		t.Fatal(err)
 	}
 	_, errs := e.mustRun(exitNoPerm, "fetch")
 	checkShown(t, "fetch", errs, "invalid_grant: refused "+hostileShown)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
