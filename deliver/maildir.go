@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -46,10 +48,16 @@ type pendingFile struct {
 var maildirSeq atomic.Uint64
 
 // OpenMaildir opens the Maildir at dir, creating it and its cur, new and
-// tmp subdirectories (mode 0700) if missing.
+// tmp subdirectories (mode 0700) if missing; a directory it creates is
+// made durable in its parent. Files that a popfetch of this host left in
+// tmp/ when it was killed are removed (see tmpMarker); other programs'
+// files are never touched.
 func OpenMaildir(dir string) (*Maildir, error) {
-	for _, sub := range []string{"", "cur", "new", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
+	if err := mkdirDurable(dir); err != nil {
+		return nil, &Error{Target: "maildir", Op: "creating the Maildir", Err: err}
+	}
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		if err := mkdirDurable(filepath.Join(dir, sub)); err != nil {
 			return nil, &Error{Target: "maildir", Op: "creating the Maildir", Err: err}
 		}
 	}
@@ -59,7 +67,53 @@ func OpenMaildir(dir string) (*Maildir, error) {
 	}
 	// The Maildir spec: "/" and ":" in the host name are written as octal.
 	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	return &Maildir{dir: dir, host: host, buf: make([]byte, 64<<10)}, nil
+	m := &Maildir{dir: dir, host: host, buf: make([]byte, 64<<10)}
+	m.removeStaleTmp()
+	return m, nil
+}
+
+// mkdirDurable creates dir and its missing parents (mode 0700), and
+// fsyncs the parent of each directory it creates, so that a crash cannot
+// take away a directory (and what was delivered into it) that a later
+// fsync of the files made durable.
+func mkdirDurable(dir string) error {
+	if fi, err := os.Stat(dir); err == nil {
+		if !fi.IsDir() {
+			return &os.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirDurable(parent); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil
+		}
+		return err
+	}
+	return durable.SyncDir(parent)
+}
+
+// removeStaleTmp removes what killed runs of popfetch left in tmp/. It is
+// housekeeping: a failure changes nothing else.
+func (m *Maildir) removeStaleTmp() {
+	tmp := filepath.Join(m.dir, "tmp")
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return
+	}
+	names := make([]string, len(ents))
+	for i, e := range ents {
+		names[i] = e.Name()
+	}
+	alive := func(pid int) bool { return !errors.Is(unix.Kill(pid, 0), unix.ESRCH) }
+	for _, name := range staleTmp(names, m.host, os.Getpid(), alive) {
+		os.Remove(filepath.Join(tmp, name))
+	}
 }
 
 // uniqueName returns a name unique to this delivery: time, microseconds,
@@ -75,7 +129,7 @@ func (m *Maildir) uniqueName() string {
 // Deliver writes the message to a new file in tmp/.
 func (m *Maildir) Deliver(_ Envelope, r io.Reader) error {
 	base := m.uniqueName()
-	tmp := filepath.Join(m.dir, "tmp", base)
+	tmp := filepath.Join(m.dir, "tmp", tmpName(base))
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return &Error{Target: "maildir", Op: "creating " + tmp, Err: err}

@@ -251,6 +251,12 @@ func crashOnce(t *testing.T, srv *dovecottest.Server, k crashKind, base, user st
 		t.Errorf("%s (%s, kill after %v): %d duplicates, more than the %d one batch can explain",
 			user, k.name, delay, tl.dups, k.maxDups)
 	}
+	if k.name == "maildir" {
+		// the killed run's files in tmp/ are removed by the next one
+		if ents, err := os.ReadDir(filepath.Join(dir, "Maildir", "tmp")); err != nil || len(ents) > 0 {
+			t.Errorf("%s: %d files left in tmp/ after the run that followed the kill (%v)", user, len(ents), err)
+		}
+	}
 	want := 0
 	if keep {
 		want = n
