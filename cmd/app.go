@@ -51,6 +51,10 @@ EXIT STATUS
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	g := &globalOptions{stdout: stdout, stderr: stderr, progress: "auto"}
 	app := newApp(g)
+	if n := len(args); n > 1 && args[n-1] == completeFlag {
+		complete(app, g, args[1:n-1], stdout)
+		return exitOK
+	}
 	err := app.RunContext(ctx, args)
 	code := exitCode(err)
 	if err != nil && code != exitNoMail && !errors.Is(err, errReported) {
@@ -95,7 +99,6 @@ func newApp(g *globalOptions) *cli.App {
 			"runs fetch.",
 		Version:                Version,
 		UseShortOptionHandling: true,
-		EnableBashCompletion:   true,
 		Writer:                 g.stdout,
 		ErrWriter:              g.stderr,
 		ExitErrHandler:         func(*cli.Context, error) {},

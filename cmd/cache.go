@@ -70,7 +70,6 @@ func cacheCommand(g *globalOptions) *cli.Command {
 				Flags:              list.oneOff.identityFlags("the mailbox on"),
 				OnUsageError:       onUsageError,
 				CustomHelpTemplate: commandHelp(cacheListHelp),
-				BashComplete:       completeAccounts(g),
 				Action: func(c *cli.Context) error {
 					if err := list.args(c, false); err != nil {
 						return err
@@ -88,7 +87,6 @@ func cacheCommand(g *globalOptions) *cli.Command {
 				Flags:              forget.oneOff.identityFlags("the mailbox on"),
 				OnUsageError:       onUsageError,
 				CustomHelpTemplate: commandHelp(cacheForgetHelp),
-				BashComplete:       completeAccounts(g),
 				Action: func(c *cli.Context) error {
 					if err := forget.args(c, true); err != nil {
 						return err

@@ -61,7 +61,6 @@ func fetchCommand(g *globalOptions) *cli.Command {
 			"fetched in parallel (--jobs). On a terminal a progress bar shows each account;\n" +
 			"otherwise nothing is printed unless something went wrong.",
 		Flags:                  fo.flags(),
-		BashComplete:           completeAccounts(g),
 		OnUsageError:           onUsageError,
 		CustomHelpTemplate:     commandHelp(""),
 		UseShortOptionHandling: true,

@@ -63,7 +63,6 @@ func passwordCommand(g *globalOptions) *cli.Command {
 				Flags:              set.oneOff.identityFlags("store the password of"),
 				OnUsageError:       onUsageError,
 				CustomHelpTemplate: cli.CommandHelpTemplate + passwordKeyringHelp + passwordExitHelp + "\n",
-				BashComplete:       completeAccounts(g),
 				Action: func(c *cli.Context) error {
 					if err := set.args(c); err != nil {
 						return err
@@ -80,7 +79,6 @@ func passwordCommand(g *globalOptions) *cli.Command {
 				Flags:              del.oneOff.identityFlags("remove the password of"),
 				OnUsageError:       onUsageError,
 				CustomHelpTemplate: cli.CommandHelpTemplate + passwordKeyringHelp + passwordExitHelp + "\n",
-				BashComplete:       completeAccounts(g),
 				Action: func(c *cli.Context) error {
 					if err := del.args(c); err != nil {
 						return err

@@ -63,7 +63,6 @@ func serverinfoCommand(g *globalOptions) *cli.Command {
 		Flags:              append(o.oneOff.identityFlags("probe"), o.oneOff.trustFlags()...),
 		OnUsageError:       onUsageError,
 		CustomHelpTemplate: cli.CommandHelpTemplate + serverinfoExitHelp + "\n",
-		BashComplete:       completeAccounts(g),
 		Action: func(c *cli.Context) error {
 			o.oneOff.read(c)
 			oneOff, err := o.oneOff.active(c.Args().Slice())

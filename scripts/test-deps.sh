@@ -39,6 +39,7 @@ want gcc               /usr/bin/gcc   # cgo, for go test -race
 want libc6-dev         /usr/include/stdio.h
 want file              /usr/bin/file
 want util-linux        /usr/bin/setpriv /usr/bin/script
+want fish              /usr/bin/fish  # its completion script is tested in fish itself
 
 [ -z "$need" ] && exit 0
 

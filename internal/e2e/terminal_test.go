@@ -1,0 +1,142 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/popfetch/popfetch/internal/mailgen"
+)
+
+// The tests of this file run the real binary on a terminal (issue 12:
+// popfetch in daily use), where what it prints depends on being on one.
+
+// ptyServer is a daemonServer with account "personal" holding n messages.
+func ptyServer(t *testing.T, n int) *daemonServer {
+	t.Helper()
+	d := newDaemonServer(t)
+	mb := d.srv.AddUser("personal", "secret")
+	for _, m := range mailgen.Realistic(n, 7) {
+		mb.Add(m)
+	}
+	d.write(t, "personal")
+	return d
+}
+
+// TestTerminalGlobalFlagsAfterCommand: on a terminal, `fetch -v` says what
+// the account did, and `fetch --progress never` draws no bar (issue 12,
+// point 3: both were refused with 64).
+func TestTerminalGlobalFlagsAfterCommand(t *testing.T) {
+	d := ptyServer(t, 3)
+	tm := startTerm(t, nil, popfetchBin, "fetch", "-c", d.cfg, "-v", "--progress", "never")
+	code, out := tm.wait()
+	if code != 0 {
+		t.Fatalf("fetch -c CONFIG -v --progress never: exit %d\n%s", code, out)
+	}
+	if !strings.Contains(out, "popfetch: personal: 3 new, 3 fetched") {
+		t.Errorf("no summary at -v:\n%s", out)
+	}
+	if strings.Contains(out, "msgs") {
+		t.Errorf("a progress bar with --progress never:\n%s", out)
+	}
+}
+
+// TestTerminalBashCompletion types in an interactive bash, with the
+// completion script of popfetch completion bash loaded: TAB completes a
+// partial flag (it panicked inside urfave/cli), the account names after
+// any command that takes one, and file names after -c.
+func TestTerminalBashCompletion(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Fatalf("bash is needed: %v", err)
+	}
+	d := ptyServer(t, 1)
+	home := t.TempDir()
+	tm := startTerm(t, []string{"PATH=" + filepath.Dir(popfetchBin) + ":" + os.Getenv("PATH"), "HOME=" + home,
+		"PS1=$ ", "INPUTRC=/dev/null"}, "bash", "--norc", "--noprofile", "-i")
+	tm.expect(`\$ $`)
+	tm.send("source <(popfetch completion bash)\n")
+	tm.expect(`\$ $`)
+	for _, tc := range []struct{ typed, want string }{
+		{"popfetch fetch --ke\t", "popfetch fetch --keep "},
+		{"popfetch -c " + d.cfg + " check pers\t", "check personal "},
+		{"popfetch serverinfo -c " + d.cfg + " pers\t", "serverinfo -c " + d.cfg + " personal "},
+		{"popfetch -c " + d.cfg + " cache forget pe\t", "cache forget personal "},
+		{"popfetch --tls star\t", "popfetch --tls starttls "},
+		{"popfetch -c " + filepath.Dir(d.cfg) + "/conf\t", "-c " + d.cfg + " "},
+	} {
+		t.Run(strings.Fields(tc.typed)[1], func(t *testing.T) {
+			tm.t = t
+			tm.send(tc.typed)
+			tm.expect(regexpQuote(tc.want) + `$`)
+			tm.send("\x15") // ^U: erase the line
+		})
+	}
+	tm.t = t
+	tm.send("\x15exit\n")
+	if code, out := tm.wait(); code != 0 {
+		t.Errorf("bash: exit %d\n%s", code, out)
+	}
+}
+
+// TestFishCompletion asks fish what popfetch completes to, with the
+// script of popfetch completion fish: no description shows a literal
+// backtick, and -c and --maildir complete file names.
+func TestFishCompletion(t *testing.T) {
+	if _, err := exec.LookPath("fish"); err != nil {
+		t.Fatalf("fish is needed (scripts/test-deps.sh installs it): %v", err)
+	}
+	d := ptyServer(t, 1)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "config-work.toml"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	complete := func(line string) []string {
+		t.Helper()
+		cmd := exec.Command("fish", "--no-config", "-c", "popfetch completion fish | source; complete -C"+fishQuote(line))
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(popfetchBin)+":"+os.Getenv("PATH"), "HOME="+dir)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("fish: %v\n%s", err, out)
+		}
+		if strings.Contains(string(out), "`") {
+			t.Errorf("%q: a backtick in\n%s", line, out)
+		}
+		return strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	for _, tc := range []struct {
+		line string
+		want string
+	}{
+		{"popfetch fetch --ke", "--keep"},
+		{"popfetch -c " + d.cfg + " check pe", "personal"},
+		{"popfetch -c " + dir + "/conf", dir + "/config-work.toml"},
+		{"popfetch fetch --maildir " + dir + "/conf", dir + "/config-work.toml"},
+		{"popfetch completion f", "fish"},
+	} {
+		got := complete(tc.line)
+		found := false
+		for _, g := range got {
+			found = found || strings.TrimSpace(strings.SplitN(g, "\t", 2)[0]) == tc.want
+		}
+		if !found {
+			t.Errorf("%q completes to %q, want %q among them", tc.line, got, tc.want)
+		}
+	}
+}
+
+func fishQuote(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", `\'`) + "'"
+}
+
+func regexpQuote(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`\.+*?()|[]{}^$`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
