@@ -15,6 +15,7 @@ import (
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/cmd/internal/engine"
+	"github.com/popfetch/popfetch/cmd/internal/termsafe"
 	"github.com/popfetch/popfetch/pop3"
 )
 
@@ -100,7 +101,7 @@ func runFetch(ctx context.Context, g *globalOptions, fo *fetchOptions) error {
 	stop := make(chan struct{})
 	defer handleSignals(cancel, stop)()
 	runs, err := fetchAccounts(ctx, g, accts, fetchRound{
-		jobs: fo.jobs, acceptAllAsNew: fo.acceptAllAsNew, stop: stop, prompt: prompt,
+		jobs: fo.jobs, acceptAllAsNew: fo.acceptAllAsNew, stop: stop, prompt: prompt, sayNoMail: true,
 	})
 	if err != nil {
 		return err
@@ -114,6 +115,8 @@ type fetchRound struct {
 	acceptAllAsNew bool
 	stop           <-chan struct{} // closed: finish gracefully
 	prompt         func(string) (string, error)
+	// sayNoMail: on a terminal, an account without new mail says so.
+	sayNoMail bool
 }
 
 // fetchAccounts fetches the accounts, up to r.jobs at once, each with its
@@ -150,13 +153,27 @@ func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Accoun
 		runs[i].res, runs[i].err = engine.Run(ctx, opts)
 		if bar != nil {
 			bar.Done(runs[i].err)
-		}
-		if runs[i].err == nil {
+		} else if runs[i].err == nil {
 			summarize(alog, runs[i].res)
 		}
 	})
-	if ui != nil {
-		ui.Wait()
+	if ui == nil {
+		return runs, nil
+	}
+	// The summaries come after the bars, whose last drawing would cover
+	// lines written while they finish; in configuration order. On a
+	// terminal an account with nothing new says so (fetchmail's "No mail
+	// for ..."), since no bar shows anything for it.
+	ui.Wait()
+	log = g.logger()
+	for _, run := range runs {
+		switch {
+		case run.err != nil:
+		case g.verbose > 0:
+			summarize(log.With("account", run.acct.Name), run.res)
+		case r.sayNoMail && run.res.New == 0 && !g.quiet:
+			fmt.Fprintf(g.stderr, "popfetch: %s: no new mail\n", termsafe.Escape(run.acct.Name))
+		}
 	}
 	return runs, nil
 }

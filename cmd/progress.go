@@ -70,6 +70,9 @@ type accountProgress struct {
 var _ engine.Progress = (*accountProgress)(nil)
 
 func (a *accountProgress) Begin(messages int, bytes int64) {
+	if messages == 0 {
+		return // no bar: "no new mail" is said after the bars
+	}
 	a.once.Do(func() {
 		a.total = messages
 		a.bar = a.ui.p.AddBar(max(bytes, 1),

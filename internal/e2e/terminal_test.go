@@ -140,3 +140,34 @@ func regexpQuote(s string) string {
 	}
 	return b.String()
 }
+
+// TestTerminalSummaryAfterBars: on a terminal, -v's summary comes after
+// the progress bar (it vanished under the bar's last drawing), and a run
+// with nothing new says so in one line — which cron never sees (issue
+// 12, point 6).
+func TestTerminalSummaryAfterBars(t *testing.T) {
+	d := ptyServer(t, 3)
+	tm := startTerm(t, nil, popfetchBin, "-c", d.cfg, "-v")
+	code, out := tm.wait()
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	bar := strings.LastIndex(out, "3/3 msgs")
+	summary := strings.LastIndex(out, "popfetch: personal: 3 new, 3 fetched")
+	if bar < 0 || summary < bar {
+		t.Errorf("want the bar, then the summary after it:\n%s", out)
+	}
+
+	tm = startTerm(t, nil, popfetchBin, "-c", d.cfg)
+	code, out = tm.wait()
+	if code != 0 || strings.TrimSpace(out) != "popfetch: personal: no new mail" {
+		t.Errorf("nothing new on a terminal: exit %d, said %q", code, out)
+	}
+	if r := mustRun(t, 0, "-c", d.cfg); r.stdout != "" || r.stderr != "" {
+		t.Errorf("nothing new without a terminal said %q %q", r.stdout, r.stderr)
+	}
+	tm = startTerm(t, nil, popfetchBin, "-c", d.cfg, "-q")
+	if code, out = tm.wait(); code != 0 || strings.TrimSpace(out) != "" {
+		t.Errorf("-q on a terminal: exit %d, said %q", code, out)
+	}
+}
