@@ -27,10 +27,18 @@ type globalOptions struct {
 	// helpName is the command being run, "popfetch fetch": a usage
 	// error's hint points to its --help.
 	helpName string
+	// shown are the delivery errors that the lines about each message
+	// have shown already.
+	shown shownErrors
 }
 
 func (g *globalOptions) logger() *slog.Logger {
-	return newLogger(g.stderr, levelFor(g.verbose, g.quiet))
+	return g.loggerTo(g.stderr)
+}
+
+// loggerTo is logger writing to w.
+func (g *globalOptions) loggerTo(w io.Writer) *slog.Logger {
+	return newLoggerShown(w, levelFor(g.verbose, g.quiet), &g.shown)
 }
 
 const exitStatusHelp = `

@@ -129,7 +129,7 @@ func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Accoun
 	}
 	log := g.logger()
 	if ui != nil {
-		log = newLogger(ui, levelFor(g.verbose, g.quiet))
+		log = g.loggerTo(ui)
 	}
 	runs := make([]accountRun, len(accts))
 	parallel(r.jobs, len(accts), func(i int) {
@@ -213,12 +213,15 @@ func report(g *globalOptions, runs []accountRun) error {
 		if r.err == nil {
 			continue
 		}
+		if first == nil {
+			first = r.err
+		}
+		if g.shown.has(r.err) {
+			continue // a message's line said it (or, for a try later, -v does)
+		}
 		printError(g.stderr, r.acct.Name, r.err)
 		if h := hint(g, r.acct, r.err); h != "" {
 			fmt.Fprintf(g.stderr, "popfetch: hint: %s\n", h)
-		}
-		if first == nil {
-			first = r.err
 		}
 	}
 	if first != nil {

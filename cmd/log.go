@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/popfetch/popfetch/cmd/internal/termsafe"
+	"github.com/popfetch/popfetch/deliver"
 )
 
 // Verbosity levels: warnings and errors always, info at -v, the protocol
@@ -36,24 +38,37 @@ type lineHandler struct {
 	mu    *sync.Mutex
 	level slog.Leveler
 	attrs []slog.Attr
+	shown *shownErrors // nil: not recorded
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(&lineHandler{w: w, mu: &sync.Mutex{}, level: level})
+	return newLoggerShown(w, level, nil)
+}
+
+// newLoggerShown is newLogger recording in shown the delivery errors of
+// the message lines it writes.
+func newLoggerShown(w io.Writer, level slog.Level, shown *shownErrors) *slog.Logger {
+	return slog.New(&lineHandler{w: w, mu: &sync.Mutex{}, level: level, shown: shown})
 }
 
 func (h *lineHandler) Enabled(_ context.Context, l slog.Level) bool {
-	return l >= h.level.Level()
+	// A message's temporary failure comes down to Info in Handle; Warn
+	// must be let in for it to get there.
+	return l >= min(h.level.Level(), slog.LevelWarn)
 }
 
 func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
-	var b strings.Builder
-	b.WriteString("popfetch: ")
 	attrs := append([]slog.Attr(nil), h.attrs...)
 	r.Attrs(func(a slog.Attr) bool {
 		attrs = append(attrs, a)
 		return true
 	})
+	level, msg, attrs := h.messageRecord(r.Level, r.Message, attrs)
+	if level < h.level.Level() {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("popfetch: ")
 	for _, a := range attrs {
 		if a.Key == "account" {
 			b.WriteString(termsafe.Escape(a.Value.String()))
@@ -61,12 +76,12 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		}
 	}
 	switch {
-	case r.Level >= slog.LevelError:
+	case level >= slog.LevelError:
 		b.WriteString("error: ")
-	case r.Level >= slog.LevelWarn:
+	case level >= slog.LevelWarn:
 		b.WriteString("warning: ")
 	}
-	b.WriteString(termsafe.Escape(r.Message))
+	b.WriteString(termsafe.Escape(msg))
 	sep := ": "
 	for _, a := range attrs {
 		if a.Key == "account" {
@@ -89,3 +104,83 @@ func (h *lineHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 }
 
 func (h *lineHandler) WithGroup(string) slog.Handler { return h }
+
+// messageRecord formats the engine's lines about one message — a record
+// with "uid" and "number" attributes, whose text starts with "message" —
+// like the other lines: "message 3 (uid X) not delivered; ...: ERROR",
+// with the error after the text instead of key=value pairs. A message
+// that failed to be delivered is an error; one whose destination said
+// "try later" (an MDA's exit 75, deliver.Error.Temporary) is no error but
+// a notice, shown at -v: it stays on the server for the next run, which
+// the exit status 75 tells a script. The delivery errors are recorded in
+// h.shown, so the run's summary does not repeat them.
+func (h *lineHandler) messageRecord(level slog.Level, msg string, attrs []slog.Attr) (slog.Level, string, []slog.Attr) {
+	var uid, number string
+	var err error
+	var rest []slog.Attr
+	for _, a := range attrs {
+		switch a.Key {
+		case "uid":
+			uid = a.Value.String()
+		case "number":
+			number = a.Value.String()
+		case "error":
+			if e, ok := a.Value.Any().(error); ok {
+				err = e
+				continue
+			}
+			rest = append(rest, a)
+		default:
+			rest = append(rest, a)
+		}
+	}
+	after, ok := strings.CutPrefix(msg, "message")
+	if uid == "" || number == "" || !ok {
+		return level, msg, attrs
+	}
+	msg = fmt.Sprintf("message %s (uid %s)%s", number, uid, after)
+	if err == nil {
+		return level, msg, rest
+	}
+	msg += ": " + err.Error()
+	var de *deliver.Error
+	if errors.As(err, &de) && level >= slog.LevelWarn {
+		level = slog.LevelError
+		if de.Temporary {
+			level = slog.LevelInfo
+		}
+		h.shown.add(de)
+	}
+	return level, msg, rest
+}
+
+// shownErrors are the delivery errors that message lines have shown (or,
+// at their level, chosen not to show), so that the run's summary does not
+// repeat them.
+type shownErrors struct {
+	mu   sync.Mutex
+	errs map[*deliver.Error]bool
+}
+
+func (s *shownErrors) add(e *deliver.Error) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.errs == nil {
+		s.errs = make(map[*deliver.Error]bool)
+	}
+	s.errs[e] = true
+}
+
+// has reports whether err is, or wraps, a delivery error already shown.
+func (s *shownErrors) has(err error) bool {
+	var de *deliver.Error
+	if s == nil || !errors.As(err, &de) {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.errs[de]
+}
