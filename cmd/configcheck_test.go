@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/popfetch/popfetch/pop3/pop3test"
 )
 
 // configCheck writes a configuration and runs popfetch config check on it.
@@ -148,6 +150,35 @@ func TestShellOperators(t *testing.T) {
 	} {
 		if got := shellOperators(c.cmd); !slices.Equal(got, c.want) {
 			t.Errorf("shellOperators(%q) = %q, want %q", c.cmd, got, c.want)
+		}
+	}
+}
+
+// TestDiagnosesPointAtTheFix: the messages of issue 12, point 11, each
+// with what to do.
+func TestDiagnosesPointAtTheFix(t *testing.T) {
+	e := newCLIEnv(t, serverSetup(func(s *pop3test.Server) { s.Mechanisms = []string{"PLAIN", "LOGIN"} }))
+	e.add("personal", "")
+	e.add("work", `auth = "cram-md5"`)
+
+	_, errs := e.mustRun(exitUsage, "fetch", "persnal", "x")
+	if want := `popfetch: error: unknown account "persnal" (did you mean "personal"?); unknown account "x": the accounts of ` +
+		e.config + ` are personal, work`; !strings.Contains(errs, want) {
+		t.Errorf("fetch persnal x said:\n%s\nwant %s", errs, want)
+	}
+
+	_, errs = e.mustRun(exitNoPerm, "fetch", "work")
+	if want := `(the server does not offer cram-md5; it offers user, apop, plain, login: set auth to one of them, or to "auto")`; !strings.Contains(errs, want) {
+		t.Errorf("auth = cram-md5 said:\n%s\nwant %s", errs, want)
+	}
+
+	code, path, _, errs := configCheck(t, "[[account]]\nname = \"a\"\nhost = \"h\"\nuser = \"u\"\ntimeout = 60\n[account.deliver]\nmaildri = \"/tmp/M\"\n")
+	for _, want := range []string{
+		path + `:5: account "a": timeout must be a duration string like "60s", not an integer (write timeout = "60s" for 60 seconds)`,
+		path + `:7: account "a": unknown key "deliver.maildri" (did you mean "deliver.maildir"?)`,
+	} {
+		if code != exitConfig || !strings.Contains(errs, want) {
+			t.Errorf("config check: exit %d\n%s\nwant %s", code, errs, want)
 		}
 	}
 }

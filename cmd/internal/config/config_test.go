@@ -625,7 +625,7 @@ func TestSelect(t *testing.T) {
 	if !errors.As(err, &ue) || !reflect.DeepEqual(ue.Names, []string{"wrok", "nope"}) {
 		t.Fatalf("got %v", err)
 	}
-	if want := `unknown account "wrok" (did you mean "work"?); unknown account "nope"`; err.Error() != want {
+	if want := `unknown account "wrok" (did you mean "work"?); unknown account "nope": the accounts of ` + testFile + ` are work, home, list`; err.Error() != want {
 		t.Errorf("got %q, want %q", err, want)
 	}
 }

@@ -60,6 +60,8 @@ func (e *Errors) Unwrap() []error {
 type UnknownAccountError struct {
 	Names []string // the unknown names, in the order given
 	Hints []string // for each name, a known name close to it, or ""
+	Known []string // the accounts of the configuration, in its order
+	File  string   // the configuration file
 }
 
 func (e *UnknownAccountError) Error() string {
@@ -71,5 +73,13 @@ func (e *UnknownAccountError) Error() string {
 		}
 		parts = append(parts, s)
 	}
-	return strings.Join(parts, "; ")
+	msg := strings.Join(parts, "; ")
+	if len(e.Known) > 0 {
+		what := "the accounts"
+		if e.File != "" {
+			what += " of " + e.File
+		}
+		msg += fmt.Sprintf(": %s are %s", what, strings.Join(e.Known, ", "))
+	}
+	return msg
 }

@@ -214,7 +214,7 @@ func (c *Config) Select(names []string) ([]*Account, error) {
 		}
 	}
 	if len(want) > 0 {
-		e := &UnknownAccountError{}
+		e := &UnknownAccountError{Known: known, File: c.Path}
 		for _, n := range names {
 			if want[n] {
 				delete(want, n)

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // ErrLocked is returned when another popfetch holds the account's lock.
@@ -46,9 +47,21 @@ func (e *ConfigError) Error() string { return e.Msg }
 type AuthError struct {
 	Mechanism string
 	Err       error
+	// Offered, when the mechanism was chosen by auth and the server does
+	// not list it, are the methods the server does list (in popfetch's
+	// auth names), so that the message can say what to choose instead.
+	Offered []string
 }
 
 func (e *AuthError) Error() string {
+	if e.Offered != nil {
+		offers := "nothing popfetch can use"
+		if len(e.Offered) > 0 {
+			offers = strings.Join(e.Offered, ", ")
+		}
+		return fmt.Sprintf("login with %s refused: %v (the server does not offer %s; it offers %s: set auth to one of them, or to \"auto\")",
+			e.Mechanism, e.Err, e.Mechanism, offers)
+	}
 	return fmt.Sprintf("login with %s refused: %v", e.Mechanism, e.Err)
 }
 

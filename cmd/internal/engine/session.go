@@ -235,11 +235,44 @@ func login(ctx context.Context, c *pop3.Client, a *config.Account, creds Credent
 	}
 	if err != nil {
 		if isRefusal(err) {
-			return &AuthError{Mechanism: string(method), Err: err}
+			return &AuthError{Mechanism: string(method), Err: err, Offered: offeredInstead(c, a, method)}
 		}
 		return err
 	}
 	return nil
+}
+
+// offeredInstead returns, when auth names a method the server does not
+// list in CAPA, the methods it does list, in auth's names; else nil. A
+// server without CAPA lists nothing, and says nothing of what it takes.
+func offeredInstead(c *pop3.Client, a *config.Account, method config.AuthMethod) []string {
+	caps := c.Caps()
+	if a.Auth == config.AuthAuto || caps == nil {
+		return nil
+	}
+	offered := []string{}
+	if caps.Has("USER") {
+		offered = append(offered, string(config.AuthUser))
+	}
+	if c.APOPTimestamp() != "" {
+		offered = append(offered, string(config.AuthAPOP))
+	}
+	listed := false
+	for _, m := range caps.Args("SASL") {
+		name := config.AuthMethod(strings.ToLower(m))
+		switch name {
+		case config.AuthPlain, config.AuthLogin, config.AuthCRAMMD5, config.AuthXOAuth2, config.AuthOAuthBearer:
+			offered = append(offered, string(name))
+			listed = listed || name == method
+		}
+	}
+	switch {
+	case method == config.AuthUser && caps.Has("USER"),
+		method == config.AuthAPOP && c.APOPTimestamp() != "",
+		listed:
+		return nil
+	}
+	return offered
 }
 
 // chooseAuth resolves "auto" (RFC 2449 §6.3, RFC 5034 §3): a bearer token
