@@ -58,6 +58,20 @@ func runConfigCheck(g *globalOptions, _ *configCheckOptions) error {
 		}
 		return reportedError{err}
 	}
+	// What a fetch would hit on this machine, as FILE:LINE lines too.
+	var problems []config.Error
+	for _, a := range cfg.Accounts {
+		bad, warn := preflight(a)
+		for _, f := range bad {
+			e := findingError(a, f)
+			fmt.Fprintln(g.stderr, e.Error())
+			problems = append(problems, e)
+		}
+		for _, f := range warn {
+			e := findingError(a, f)
+			fmt.Fprintf(g.stderr, "%s:%d: warning: %s\n", e.File, e.Line, e.Msg)
+		}
+	}
 	for _, a := range cfg.Accounts {
 		if a.Deliver.MDA == "" {
 			continue
@@ -66,6 +80,9 @@ func runConfigCheck(g *globalOptions, _ *configCheckOptions) error {
 			fmt.Fprintf(g.stderr, "%s:%d: warning: mda of account %q contains %s outside quotes; popfetch runs the command without a shell, so %s passed to it as arguments (wrap the command in sh -c '...' if a shell is meant)\n",
 				cfg.Path, a.Line("deliver.mda"), a.Name, quoteList(ops), itThey(len(ops)))
 		}
+	}
+	if len(problems) > 0 {
+		return reportedError{&config.Errors{List: problems}}
 	}
 	if !g.quiet {
 		n := len(cfg.Accounts)

@@ -105,7 +105,7 @@ host = "pop.example.org"
 user = "bob"
 password_command = "pass b"
 [account.deliver]
-mda = "/usr/bin/maildrop -f '%F' \"a|b\" x\\;y"
+mda = "/usr/bin/env -f '%F' \"a|b\" x\\;y"
 `)
 	if code != 0 || out != path+": 2 accounts OK\n" || errs != "" {
 		t.Errorf("exit %d\nstdout %q\nstderr %q", code, out, errs)

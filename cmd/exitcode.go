@@ -69,10 +69,11 @@ func exitCode(err error) int {
 		}
 	}
 	var oauthRefused *oauthRefusedError
+	var tlsMode *engine.TLSModeError
 	switch {
 	case errors.As(err, &oauthRefused):
 		return exitNoPerm
-	case errors.As(err, &cfgErr), errors.As(err, &credErr):
+	case errors.As(err, &cfgErr), errors.As(err, &credErr), errors.As(err, &tlsMode):
 		return exitConfig
 	case errors.Is(err, engine.ErrLocked):
 		return exitTempFail

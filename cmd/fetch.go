@@ -145,6 +145,10 @@ func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Accoun
 			Stop:           r.stop,
 			Version:        Version,
 		}
+		if problems, _ := preflight(a); len(problems) > 0 {
+			runs[i].err = preflightError(a, problems)
+			return
+		}
 		var bar *accountProgress
 		if ui != nil {
 			bar = ui.account(a.Name)
@@ -237,7 +241,22 @@ func hint(g *globalOptions, a *config.Account, err error) string {
 	var cert *tls.CertificateVerificationError
 	var alert tls.AlertError
 	var mismatch *engine.CacheMismatchError
+	var mode *engine.TLSModeError
 	switch {
+	case errors.As(err, &mode):
+		want := config.TLSImplicit
+		if !mode.SpeaksTLS {
+			want = config.TLSStartTLS
+		}
+		if isOneOff(a) {
+			fixed := *a
+			fixed.TLS = want
+			return fmt.Sprintf("`%s` uses %s", g.commandFor(&fixed, "fetch"), want)
+		}
+		if n, ok := a.Lines["tls"]; ok {
+			return fmt.Sprintf("tls is set at %s:%d", a.File, n)
+		}
+		return fmt.Sprintf("add tls = %q to the account at %s:%d", want, a.File, a.Line(""))
 	case errors.As(err, &pin), errors.As(err, &cert):
 		if isOneOff(a) {
 			return fmt.Sprintf("`%s` shows the certificate; trust its CA with --tls-ca-file, or pin it with --tls-fingerprint", g.commandFor(a, "serverinfo"))

@@ -49,3 +49,44 @@ func TestMDAFailureLines(t *testing.T) {
 		t.Errorf("%d on the server, %d delivered", a.mb.Len(), e.delivered(a))
 	}
 }
+
+// TestTLSModeMistakes: tls = "starttls" on a port of implicit TLS, and
+// implicit TLS on a plain port, are told at once (the timeout is an hour)
+// with the fix, for fetch and serverinfo alike (issue 12, point 8).
+func TestTLSModeMistakes(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		plain bool
+		tls   string
+		want  string
+	}{
+		{"starttls on a TLS port", false, "starttls", `speaks TLS from the first byte, where tls = "starttls" waits for a greeting in plain text: set tls = "implicit"`},
+		{"none on a TLS port", false, "none", `speaks TLS from the first byte, where tls = "none" waits for a greeting in plain text: set tls = "implicit"`},
+		{"implicit on a plain port", true, "implicit", `speaks POP3 without TLS (it greeted where a TLS handshake was expected): set tls = "starttls" (or "none")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var opts []envOption
+			if tc.plain {
+				opts = append(opts, plainServer())
+			}
+			e := newCLIEnv(t, opts...)
+			a := e.addAccount(&cliAccount{name: "p", password: "pw", tls: tc.tls, noCA: tc.tls == "none", extra: `timeout = "1h"`}, "pw")
+			a.mb.Add(testMessage(1))
+			_, port, _ := strings.Cut(e.srv.Addr(), ":")
+			_, errs := e.mustRun(exitConfig, "fetch")
+			if want := "popfetch: p: error: port " + port + " " + tc.want + "\n"; !strings.HasPrefix(errs, want) {
+				t.Errorf("fetch said:\n%s\nwant it to start with\n%s", errs, want)
+			}
+			if want := "popfetch: hint: tls is set at " + e.config + ":"; !strings.Contains(errs, want) {
+				t.Errorf("fetch said:\n%s\nwant %s", errs, want)
+			}
+			_, errs = e.mustRun(exitConfig, "serverinfo", "p")
+			if !strings.Contains(errs, tc.want) {
+				t.Errorf("serverinfo said:\n%s", errs)
+			}
+			if e.delivered(a) != 0 {
+				t.Error("delivered")
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package pop3
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -144,12 +145,65 @@ type Client struct {
 }
 
 // Dial connects to addr ("host:port") without TLS and reads the greeting.
+// A server that speaks TLS from the first byte never greets in plain text;
+// so that this does not cost the whole timeout, Dial tries a TLS handshake
+// on a second connection when no greeting came within tlsProbeAfter, and
+// returns ErrImplicitTLS at once if it succeeds.
 func Dial(ctx context.Context, addr string, opts *Options) (*Client, error) {
 	conn, err := dial(ctx, addr, opts)
 	if err != nil {
 		return nil, err
 	}
-	return newClient(conn, nil, opts)
+	stop := probeImplicitTLS(ctx, addr, opts, conn)
+	c, err := newClient(conn, nil, opts)
+	if speaksTLS := stop(); err != nil && speaksTLS {
+		return nil, ErrImplicitTLS
+	}
+	return c, err
+}
+
+// tlsProbeAfter is how long Dial waits for a greeting before it checks
+// whether the port speaks TLS; servers greet at once, and one that takes
+// longer is only checked, never given up on.
+const tlsProbeAfter = time.Second
+
+// probeImplicitTLS starts a watch on conn, whose greeting is awaited:
+// after tlsProbeAfter without one, it tries a TLS handshake with addr on a
+// second connection (without verifying the certificate: only whether the
+// port speaks TLS is asked, and nothing is sent over it), and if that
+// succeeds closes conn, so that the wait for the greeting ends. The
+// returned stop ends the watch and reports whether it closed conn.
+func probeImplicitTLS(ctx context.Context, addr string, opts *Options, conn net.Conn) (stop func() bool) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan bool, 1)
+	go func() {
+		timer := time.NewTimer(tlsProbeAfter)
+		defer timer.Stop()
+		select {
+		case <-ctx.Done():
+			done <- false
+			return
+		case <-timer.C:
+		}
+		probe, err := dial(ctx, addr, opts)
+		if err != nil {
+			done <- false
+			return
+		}
+		defer probe.Close()
+		host, _, _ := net.SplitHostPort(addr)
+		cfg := &tls.Config{ServerName: host, InsecureSkipVerify: true} // only: does it speak TLS?
+		if _, err := handshake(ctx, probe, cfg, opts.timeout()); err != nil {
+			done <- false
+			return
+		}
+		conn.Close()
+		done <- true
+	}()
+	return func() bool {
+		cancel()
+		return <-done
+	}
 }
 
 // DialTLS connects to addr with implicit TLS (RFC 8314; port 995) and reads
@@ -226,6 +280,11 @@ func handshake(ctx context.Context, raw net.Conn, cfg *tls.Config, timeout time.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
+		var rh tls.RecordHeaderError
+		if errors.As(err, &rh) && (bytes.HasPrefix(rh.RecordHeader[:], []byte("+OK")) || bytes.HasPrefix(rh.RecordHeader[:], []byte("-ERR"))) {
+			// A plain POP3 server greets the ClientHello's sender.
+			err = ErrNotTLS
+		}
 		return nil, &TLSError{Err: err}
 	}
 	return tc, nil

@@ -79,6 +79,16 @@ var (
 	// not list STLS among its capabilities. Nothing is sent in the clear after
 	// the capability query.
 	ErrNoSTLS = errors.New("pop3: server does not offer STLS")
+	// ErrNotTLS is wrapped in the *TLSError of DialTLS when the server
+	// answered the TLS handshake with a POP3 greeting: the port speaks
+	// POP3 without TLS (STLS, or none), not implicit TLS.
+	ErrNotTLS = errors.New("the server sent a POP3 greeting, not a TLS handshake: this port does not speak TLS from the first byte")
+	// ErrImplicitTLS is returned by Dial and DialStartTLS when no greeting
+	// came within a second and a TLS handshake with the same address, on
+	// a second connection, succeeded: the port speaks TLS from the first
+	// byte (RFC 8314, as port 995 does), and would never greet in plain
+	// text.
+	ErrImplicitTLS = errors.New("pop3: the server speaks TLS from the first byte (implicit TLS): no greeting in plain text")
 	// ErrBodySkipped is returned by Body when the message was read and
 	// discarded because a later command's response was waited for first,
 	// and by the Read of a message reader whose rest was discarded so.

@@ -547,6 +547,10 @@ func hint(key string, known []string, prefix string) string {
 	return ""
 }
 
+// Closest returns the string in known within edit distance 2 of s, or ""
+// if there is none: the did-you-mean of every message, here and in cmd.
+func Closest(s string, known []string) string { return closest(s, known) }
+
 // closest returns the string in known within edit distance 2 of s,
 // preferring the nearest and then the first. The distance must also be
 // less than half of s, so "nope" does not suggest "home".

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/pop3"
 )
 
 // ErrLocked is returned when another popfetch holds the account's lock.
@@ -73,3 +76,37 @@ type StateError struct{ Err error }
 
 func (e *StateError) Error() string { return e.Err.Error() }
 func (e *StateError) Unwrap() error { return e.Err }
+
+// TLSModeError is an account whose tls mode does not fit what its port
+// speaks: a port of implicit TLS (995) with tls = "starttls" or "none",
+// which would never greet, or a plain POP3 port (110) with tls =
+// "implicit", which greets where a TLS handshake is expected. The pop3
+// client tells both within about a second (pop3.ErrImplicitTLS,
+// pop3.ErrNotTLS); the fix is in the configuration.
+type TLSModeError struct {
+	Port      int
+	Mode      config.TLSMode // as configured
+	SpeaksTLS bool           // the port speaks TLS from the first byte
+	Err       error          // what the pop3 client found
+}
+
+func (e *TLSModeError) Error() string {
+	if e.SpeaksTLS {
+		return fmt.Sprintf("port %d speaks TLS from the first byte, where tls = %q waits for a greeting in plain text: set tls = \"implicit\"", e.Port, e.Mode)
+	}
+	return fmt.Sprintf("port %d speaks POP3 without TLS (it greeted where a TLS handshake was expected): set tls = \"starttls\" (or \"none\")", e.Port)
+}
+
+func (e *TLSModeError) Unwrap() error { return e.Err }
+
+// tlsModeError returns err as a *TLSModeError when it says the account's
+// port speaks another TLS mode than its tls; else err.
+func tlsModeError(a *config.Account, err error) error {
+	switch {
+	case errors.Is(err, pop3.ErrImplicitTLS):
+		return &TLSModeError{Port: a.Port, Mode: a.TLS, SpeaksTLS: true, Err: err}
+	case errors.Is(err, pop3.ErrNotTLS):
+		return &TLSModeError{Port: a.Port, Mode: a.TLS, Err: err}
+	}
+	return err
+}

@@ -154,7 +154,7 @@ func connect(ctx context.Context, a *config.Account, opts *pop3.Options) (*pop3.
 		c, err = pop3.Dial(ctx, addr, opts)
 	}
 	if err != nil {
-		return nil, err
+		return nil, tlsModeError(a, err)
 	}
 	if a.TLS == config.TLSNone && !a.AllowInsecure && !isLoopback(c.RemoteAddr()) {
 		c.Close()
@@ -391,7 +391,7 @@ func probe(ctx context.Context, a *config.Account, opts *pop3.Options) (*ServerI
 		c, err = pop3.Dial(ctx, addr, opts)
 	}
 	if err != nil {
-		return nil, err
+		return nil, tlsModeError(a, err)
 	}
 	defer c.Close()
 	defer context.AfterFunc(ctx, func() { c.Close() })()
