@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -169,5 +170,66 @@ func TestTerminalSummaryAfterBars(t *testing.T) {
 	tm = startTerm(t, nil, popfetchBin, "-c", d.cfg, "-q")
 	if code, out = tm.wait(); code != 0 || strings.TrimSpace(out) != "" {
 		t.Errorf("-q on a terminal: exit %d, said %q", code, out)
+	}
+}
+
+// TestTerminalOneOffFlagWithoutHost: on a terminal as anywhere, a one-off
+// flag without --host is refused naming it, instead of being ignored
+// (issue 12, point 4).
+func TestTerminalOneOffFlagWithoutHost(t *testing.T) {
+	d := ptyServer(t, 1)
+	mbox := filepath.Join(d.dir, "mbox")
+	tm := startTerm(t, nil, popfetchBin, "-c", d.cfg, "fetch", "--mbox", mbox, "personal")
+	code, out := tm.wait()
+	if code != 64 || !strings.Contains(out, "popfetch: error: --mbox needs --host") {
+		t.Errorf("exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(mbox); err == nil {
+		t.Error("the mbox was written")
+	}
+}
+
+// TestTerminalOneOffHint: a one-off fetch on a terminal asks for the
+// password; its certificate is not trusted, and the hint's command, typed
+// as printed, shows the certificate (issue 12, point 5: it named an
+// unknown account).
+func TestTerminalOneOffHint(t *testing.T) {
+	d := ptyServer(t, 1)
+	tm := startTerm(t, []string{"XDG_STATE_HOME=" + d.dir + "/state"}, popfetchBin, "fetch", "--host", d.host, "--port", d.port,
+		"--user", "personal", "--maildir", d.dir+"/one-off")
+	code, out := tm.wait()
+	if code != 69 {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	m := regexp.MustCompile("popfetch: hint: `popfetch (serverinfo [^`]*)`").FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no serverinfo hint:\n%s", out)
+	}
+	tm = startTerm(t, nil, popfetchBin, strings.Fields(m[1])...)
+	code, out = tm.wait()
+	if code != 69 || !strings.Contains(out, "NOT TRUSTED") || !strings.Contains(out, d.pin) {
+		t.Errorf("popfetch %s: exit %d\n%s", m[1], code, out)
+	}
+}
+
+// TestTerminalTLSModeMistake: tls = "starttls" on a port of implicit TLS
+// says so at once — the timeout is an hour — instead of waiting the
+// timeout out (issue 12, point 8).
+func TestTerminalTLSModeMistake(t *testing.T) {
+	d := ptyServer(t, 1)
+	b, err := os.ReadFile(d.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := strings.Replace(string(b), "timeout = \"10s\"", "timeout = \"1h\"", 1)
+	cfg = strings.Replace(cfg, "tls_fingerprint", "tls = \"starttls\"\ntls_fingerprint", 1)
+	if err := os.WriteFile(d.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tm := startTerm(t, nil, popfetchBin, "-c", d.cfg)
+	code, out := tm.wait()
+	want := "popfetch: personal: error: port " + d.port + " speaks TLS from the first byte"
+	if code != 78 || !strings.Contains(out, want) || !strings.Contains(out, `set tls = "implicit"`) {
+		t.Errorf("exit %d\n%s\nwant %s", code, out, want)
 	}
 }
