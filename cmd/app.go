@@ -67,6 +67,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	code := exitCode(err)
 	if err != nil && code != exitNoMail && !errors.Is(err, errReported) {
 		printError(stderr, "", err)
+		if h := g.configHint(err); h != "" {
+			fmt.Fprintf(stderr, "popfetch: hint: %s\n", h)
+		}
 		if code == exitUsage {
 			help := g.helpName
 			var u usageError

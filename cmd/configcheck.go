@@ -17,7 +17,7 @@ func configCommand(g *globalOptions) *cli.Command {
 	o := &configCheckOptions{}
 	return &cli.Command{
 		Name:               "config",
-		Usage:              "work with the configuration file",
+		Usage:              "check, start or import the configuration file",
 		OnUsageError:       onUsageError,
 		CustomHelpTemplate: subcommandHelp(""),
 		Subcommands: []*cli.Command{{
@@ -35,6 +35,18 @@ func configCommand(g *globalOptions) *cli.Command {
 					return usageError{err: fmt.Errorf("config check takes no arguments (use -c FILE before the command)")}
 				}
 				return runConfigCheck(g, o)
+			},
+		}, {
+			Name:               "init",
+			Usage:              "write a commented starter configuration (0600), never over a file",
+			Description:        configInitDescription,
+			OnUsageError:       onUsageError,
+			CustomHelpTemplate: commandHelp(""),
+			Action: func(c *cli.Context) error {
+				if c.Args().Present() {
+					return usageError{err: fmt.Errorf("config init takes no arguments (use -c FILE to write another file)")}
+				}
+				return runConfigInit(g, &configInitOptions{})
 			},
 		}},
 	}
@@ -55,6 +67,9 @@ func runConfigCheck(g *globalOptions, _ *configCheckOptions) error {
 		}
 		for _, e := range errs.List {
 			fmt.Fprintln(g.stderr, e.Error())
+		}
+		if h := g.configHint(err); h != "" {
+			fmt.Fprintf(g.stderr, "popfetch: hint: %s\n", h)
 		}
 		return reportedError{err}
 	}

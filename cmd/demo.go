@@ -112,6 +112,25 @@ func runDemo(ctx context.Context, g *globalOptions, o *demoOptions) error {
 		return err
 	}
 	fmt.Fprintf(out, "popfetch demo: fetched %d new messages; the server now holds %d\n", res.Fetched, mb.Len())
-	fmt.Fprintf(out, "popfetch demo: read them with: mutt -f %s\n", acct.Deliver.Maildir)
+
+	// Keep mode: the server keeps what is fetched, and the UID cache
+	// tells the next run what it already has.
+	acct.Keep = true
+	kept := mailgen.Realistic(o.messages+5, 3)[o.messages+3:]
+	for _, m := range kept {
+		mb.Add(m)
+	}
+	fmt.Fprintf(out, "popfetch demo: keep mode (keep = true): %d more messages arrive; fetching, leaving them on the server\n", len(kept))
+	if res, err = run(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "popfetch demo: fetched %d; the server still holds %d\n", res.Fetched, mb.Len())
+	if res, err = run(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "popfetch demo: fetching again fetches %d: their UIDs are remembered in %s\n", res.Fetched, acct.StateDir)
+	fmt.Fprintf(out, "popfetch demo: read the mail with: mutt -f %s\n", acct.Deliver.Maildir)
+	fmt.Fprintf(out, "popfetch demo: for your own account: popfetch config init (a starter %s to fill in), "+
+		"popfetch config check, then popfetch -v\n", config.DefaultPath(config.OSEnv()))
 	return nil
 }

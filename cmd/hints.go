@@ -18,15 +18,10 @@ import (
 // of them for fetch, those of the server and its certificate for
 // serverinfo, those of the mailbox for the other commands.
 func (g *globalOptions) commandFor(a *config.Account, words ...string) string {
-	args := []string{"popfetch"}
 	if isOneOff(a) {
-		args = append(append(args, words...), oneOffArgs(a, words[0])...)
-		return shellJoin(args)
+		return shellJoin(append(append([]string{"popfetch"}, words...), oneOffArgs(a, words[0])...))
 	}
-	if g != nil && g.configPath != "" && g.configPath != config.DefaultPath(config.OSEnv()) {
-		args = append(args, "-c", g.configPath)
-	}
-	return shellJoin(append(append(args, words...), a.Name))
+	return shellJoin(append(append(g.configArgs(), words...), a.Name))
 }
 
 // isOneOff reports whether a was defined on the command line rather than

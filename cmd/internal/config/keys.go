@@ -25,6 +25,9 @@ type Key struct {
 	// Default is the value used when the key is not given, as
 	// documentation ("" when there is none or the key is required).
 	Default string
+	// Example is a value as it is written in TOML, for the starter
+	// configuration and the manual page.
+	Example string
 	// Doc says what the key does: sentences, without line breaks.
 	Doc string
 	// Required keys must be given for every account.
@@ -86,19 +89,19 @@ var (
 // keyTable is every key. Keep it in the order of CONTRACT §2; the manual
 // page lists the keys in this order.
 var keyTable = []Key{
-	{Name: "name", Type: "string", Required: true, PerAccount: true,
+	{Name: "name", Example: `"personal"`, Type: "string", Required: true, PerAccount: true,
 		Doc:   "The account's name, used on the command line and in messages: letters, digits, \".\", \"_\" and \"-\"; unique in the file.",
 		parse: checkedString(validName),
 		set:   func(a *Account, v any) { a.Name = v.(string) }},
-	{Name: "host", Type: "string", Required: true,
+	{Name: "host", Example: `"pop.example.org"`, Type: "string", Required: true,
 		Doc:   "The POP3 server's host name or IP address (without a port: see port).",
 		parse: checkedString(checkHost),
 		set:   func(a *Account, v any) { a.Host = v.(string) }},
-	{Name: "port", Type: "integer", Default: "995 with tls = \"implicit\", else 110",
+	{Name: "port", Example: `995`, Type: "integer", Default: "995 with tls = \"implicit\", else 110",
 		Doc:   "The server's port.",
 		parse: intRange(1, 65535, "port %d is out of range 1-65535"),
 		set:   func(a *Account, v any) { a.Port = v.(int) }},
-	{Name: "tls", Type: "string", Default: `"implicit"`,
+	{Name: "tls", Example: `"implicit"`, Type: "string", Default: `"implicit"`,
 		Doc: "How the connection is protected: \"implicit\" (TLS from the first byte, port 995), \"starttls\" " +
 			"(STLS after the greeting, port 110; a server that does not offer it is refused) or \"none\".",
 		parse: oneOf(tlsModes),
@@ -107,24 +110,24 @@ var keyTable = []Key{
 				a.TLS = TLSMode(s)
 			}
 		}},
-	{Name: "tls_ca_file", Type: "path",
+	{Name: "tls_ca_file", Example: `"~/.config/popfetch/ca.pem"`, Type: "path",
 		Doc:   "A PEM file of CA certificates to trust besides the system's.",
 		parse: pathValue,
 		set:   func(a *Account, v any) { a.TLSCAFile = v.(string) }},
-	{Name: "tls_fingerprint", Type: "string",
+	{Name: "tls_fingerprint", Example: `"sha256:..."`, Type: "string",
 		Doc: "\"sha256:\" and the hex SHA-256 of the server certificate (DER), as popfetch serverinfo prints it; " +
 			"when set, this pin alone decides trust, so self-signed servers work.",
 		parse: fingerprintValue,
 		set:   func(a *Account, v any) { a.TLSFingerprint = v.(string) }},
-	{Name: "allow_insecure", Type: "boolean", Default: "false",
+	{Name: "allow_insecure", Example: `false`, Type: "boolean", Default: "false",
 		Doc:   "Allow sending credentials without TLS to a host that is not loopback.",
 		parse: boolValue,
 		set:   func(a *Account, v any) { a.AllowInsecure = v.(bool) }},
-	{Name: "user", Type: "string", Required: true,
+	{Name: "user", Example: `"alice"`, Type: "string", Required: true,
 		Doc:   "The user name to log in with.",
 		parse: checkedString(checkUser),
 		set:   func(a *Account, v any) { a.User = v.(string) }},
-	{Name: "auth", Type: "string", Default: `"auto"`,
+	{Name: "auth", Example: `"auto"`, Type: "string", Default: `"auto"`,
 		Doc: "The login method: \"auto\" (the best the server offers that does not expose the password), " +
 			"\"user\", \"apop\", \"plain\", \"login\", \"cram-md5\", \"xoauth2\" or \"oauthbearer\".",
 		parse: oneOf(authMethods),
@@ -133,54 +136,54 @@ var keyTable = []Key{
 				a.Auth = AuthMethod(s)
 			}
 		}},
-	{Name: "password_command", Type: "command",
+	{Name: "password_command", Example: `"pass show mail/personal"`, Type: "command",
 		Doc:   "A command run by /bin/sh whose first line of output is the password; it comes first.",
 		parse: stringValue,
 		set:   func(a *Account, v any) { a.PasswordCommand = v.(string) }},
-	{Name: "password", Type: "string", Secret: true,
+	{Name: "password", Example: `"..."`, Type: "string", Secret: true,
 		Doc: "The password itself, accepted only in a file that neither group nor others can read. " +
 			"Without password_command or password, the OS keyring is asked (popfetch password set).",
 		parse: passwordValue,
 		set:   func(a *Account, v any) { a.Password = Secret(v.(string)) }},
-	{Name: "oauth_token_command", Type: "command",
+	{Name: "oauth_token_command", Example: `"oama access alice@gmail.com"`, Type: "command",
 		Doc:   "A command that prints an OAuth2 bearer token, for auth = \"xoauth2\" or \"oauthbearer\".",
 		parse: stringValue,
 		set:   func(a *Account, v any) { a.OAuthTokenCommand = v.(string) }},
-	{Name: "oauth_provider", Type: "string",
+	{Name: "oauth_provider", Example: `"google"`, Type: "string",
 		Doc: "Built-in OAuth2 token refresh: \"google\", \"microsoft\" or a token URL, with oauth_client_id; " +
 			"popfetch oauth login ACCOUNT obtains the refresh token once and keeps it in the OS keyring.",
 		parse: checkedString(checkProvider),
 		set:   func(a *Account, v any) { a.OAuthProvider = v.(string) }},
-	{Name: "oauth_client_id", Type: "string",
+	{Name: "oauth_client_id", Example: `"..."`, Type: "string",
 		Doc:   "The OAuth2 client ID for oauth_provider.",
 		parse: stringValue,
 		set:   func(a *Account, v any) { a.OAuthClientID = v.(string) }},
-	{Name: "keep", Type: "boolean", Default: "false",
+	{Name: "keep", Example: `false`, Type: "boolean", Default: "false",
 		Doc:   "Leave messages on the server; the UID cache makes later runs fetch only new ones.",
 		parse: boolValue,
 		set:   func(a *Account, v any) { a.Keep = v.(bool) }},
-	{Name: "fetch_all", Type: "boolean", Default: "false",
+	{Name: "fetch_all", Example: `false`, Type: "boolean", Default: "false",
 		Doc:   "Also retrieve messages retrieved before.",
 		parse: boolValue,
 		set:   func(a *Account, v any) { a.FetchAll = v.(bool) }},
-	{Name: "delete_after", Type: "duration",
+	{Name: "delete_after", Example: `"30d"`, Type: "duration",
 		Doc:   "With keep: delete messages first seen longer ago than this, e.g. \"30d\".",
 		parse: durationValue,
 		set:   func(a *Account, v any) { a.DeleteAfter = v.(time.Duration) }},
-	{Name: "max_size", Type: "size",
+	{Name: "max_size", Example: `"25MB"`, Type: "size",
 		Doc: "Leave messages larger than this on the server and report them: \"25MB\" (10^6 bytes), " +
 			"\"25MiB\" (2^20 bytes) or a number of bytes; 0 or \"\" for no limit.",
 		parse: sizeValue,
 		set:   func(a *Account, v any) { a.MaxSize = v.(int64) }},
-	{Name: "max_messages", Type: "integer", Default: "0",
+	{Name: "max_messages", Example: `0`, Type: "integer", Default: "0",
 		Doc:   "Retrieve at most this many messages per run; 0 for no limit.",
 		parse: intRange(0, math.MaxInt32, "max_messages must be 0 (no limit) or more, not %d"),
 		set:   func(a *Account, v any) { a.MaxMessages = v.(int) }},
-	{Name: "received_header", Type: "boolean", Default: "true",
+	{Name: "received_header", Example: `true`, Type: "boolean", Default: "true",
 		Doc:   "Prepend a Received: header naming the server, the account and the time.",
 		parse: boolValue,
 		set:   func(a *Account, v any) { a.ReceivedHeader = v.(bool) }},
-	{Name: "timeout", Type: "duration", Default: `"60s"`,
+	{Name: "timeout", Example: `"60s"`, Type: "duration", Default: `"60s"`,
 		Doc:   "The connect timeout, and how long any network read or write may stall.",
 		parse: durationValue,
 		set: func(a *Account, v any) {
@@ -188,7 +191,7 @@ var keyTable = []Key{
 				a.Timeout = d
 			}
 		}},
-	{Name: "state_dir", Type: "path", Default: "$XDG_STATE_HOME/popfetch, else ~/.local/state/popfetch",
+	{Name: "state_dir", Example: `"~/.local/state/popfetch"`, Type: "path", Default: "$XDG_STATE_HOME/popfetch, else ~/.local/state/popfetch",
 		Doc:   "Where the UID cache and the lock of each mailbox are kept (created 0700).",
 		parse: pathValue,
 		set: func(a *Account, v any) {
@@ -196,33 +199,33 @@ var keyTable = []Key{
 				a.StateDir = s
 			}
 		}},
-	{Name: "deliver.maildir", Type: "path", Target: true,
+	{Name: "deliver.maildir", Example: `"~/Mail/personal"`, Type: "path", Target: true,
 		Doc:   "Deliver into this Maildir, created (0700, with cur, new and tmp) if missing.",
 		parse: pathValue,
 		set:   func(a *Account, v any) { a.Deliver.Maildir = v.(string) }},
-	{Name: "deliver.mbox", Type: "path", Target: true,
+	{Name: "deliver.mbox", Example: `"~/mbox"`, Type: "path", Target: true,
 		Doc:   "Deliver into this mbox file (mboxrd, fcntl and dotlock locking), created 0600 if missing.",
 		parse: pathValue,
 		set:   func(a *Account, v any) { a.Deliver.Mbox = v.(string) }},
-	{Name: "deliver.mda", Type: "command", Target: true,
+	{Name: "deliver.mda", Example: `"/usr/bin/procmail -d %T"`, Type: "command", Target: true,
 		Doc: "Deliver by running this command with the message on standard input: split into arguments " +
 			"like a shell would, never run by one; %F is the envelope sender, %T the account's user. " +
 			"Exit 0 is delivered, 75 is try later.",
 		parse: stringValue,
 		set:   func(a *Account, v any) { a.Deliver.MDA = v.(string) }},
-	{Name: "deliver.lmtp", Type: "string", Target: true,
+	{Name: "deliver.lmtp", Example: `"unix:/run/dovecot/lmtp"`, Type: "string", Target: true,
 		Doc: "Deliver over LMTP (RFC 2033) to \"unix:/path\" or \"host:port\", e.g. Dovecot's " +
 			"\"unix:/run/dovecot/lmtp\", so that its Sieve filters, quotas and indexes see the mail; " +
 			"a message is delivered once the server answers 250 for it, and a 4xx answer leaves it for later.",
 		parse: lmtpValue,
 		set:   func(a *Account, v any) { a.Deliver.LMTP = v.(string) }},
-	{Name: "deliver.smtp", Type: "string", Target: true,
+	{Name: "deliver.smtp", Example: `"localhost:25"`, Type: "string", Target: true,
 		Doc: "Forward over SMTP (RFC 5321) to \"host\" or \"host:port\" (port 25 by default), the local MTA as " +
 			"fetchmail does; STARTTLS when offered, the certificate verified unless the host is loopback. " +
 			"A message is delivered once the server answers 250 after its data; a 4xx answer leaves it for later.",
 		parse: smtpValue,
 		set:   func(a *Account, v any) { a.Deliver.SMTP = v.(string) }},
-	{Name: "deliver.recipient", Type: "string", Default: "the account's user",
+	{Name: "deliver.recipient", Example: `"%T"`, Type: "string", Default: "the account's user",
 		Doc:   "The RCPT TO address for deliver.lmtp and deliver.smtp; %T is the account's user.",
 		parse: checkedString(checkRecipient),
 		set:   func(a *Account, v any) { a.Deliver.Recipient = v.(string) }},
