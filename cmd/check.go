@@ -10,7 +10,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/mail"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	message "github.com/emersion/go-message"
@@ -111,6 +113,11 @@ func runCheck(ctx context.Context, g *globalOptions, o *checkOptions) error {
 	if err != nil {
 		return err
 	}
+	// SIGINT or SIGTERM ends the check at once: the sessions are dropped
+	// and a secret command still running is killed with its process group
+	// (which the terminal's ^C does not reach).
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
 	results := make([]checkAccount, len(accts))
 	log := g.logger()
 	parallel(o.jobs, len(accts), func(i int) {
@@ -159,9 +166,15 @@ func checkOne(ctx context.Context, g *globalOptions, o *checkOptions, a *config.
 			return nil
 		}
 	}
+	creds := &accountCredentials{acct: a, g: g}
+	if err := creds.prepare(ctx, nil); err != nil {
+		out.err = err
+		out.Error = termsafe.Escape(err.Error())
+		return out
+	}
 	res, err := engine.Check(ctx, engine.Options{
 		Account:        a,
-		Credentials:    &accountCredentials{acct: a, g: g},
+		Credentials:    creds,
 		Log:            log,
 		Trace:          g.verbose >= 2,
 		AcceptAllAsNew: o.acceptAllAsNew,

@@ -9,6 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 )
@@ -44,12 +47,62 @@ type accountCredentials struct {
 	log    *slog.Logger                      // nil: warnings to stderr
 	oauth  oauthState                        // oauth_provider's tokens, for this run
 	g      *globalOptions                    // for hints: the commands that fix things
+	// ready is what the secret command said, run by prepare before
+	// connecting; nil if prepare did not run it.
+	ready *string
+}
+
+// errStoppedEarly is prepare's answer when a graceful stop came while the
+// secret command ran: the account's run ends before it began.
+var errStoppedEarly = errors.New("stopped before connecting")
+
+// prepare runs, now, the command that the login will ask a secret of
+// (password_command or oauth_token_command), so that a command that
+// fails, hangs or asks for something never holds a connection open or
+// makes a server wait: nothing goes to the network before it has
+// answered. A closed stop cuts the command and returns errStoppedEarly.
+func (c *accountCredentials) prepare(ctx context.Context, stop <-chan struct{}) error {
+	key, command := secretCommand(c.acct)
+	if command == "" {
+		return nil
+	}
+	s, err := runSecretCommand(ctx, stop, c.acct.Timeout, key, command)
+	if err != nil {
+		return err
+	}
+	c.ready = &s
+	return nil
+}
+
+// secretCommand returns the command, and its key, that the login of a
+// will run for its secret, or "" if none: oauth_token_command when the
+// login is by a bearer token (as engine's chooseAuth decides: auth says
+// so, or auth is "auto" and a token source is configured), else
+// password_command.
+func secretCommand(a *config.Account) (key, command string) {
+	token := false
+	switch a.Auth {
+	case config.AuthXOAuth2, config.AuthOAuthBearer:
+		token = true
+	case config.AuthAuto, "":
+		token = a.OAuthTokenCommand != "" || a.OAuthProvider != ""
+	}
+	switch {
+	case token && a.OAuthTokenCommand != "":
+		return "oauth_token_command", a.OAuthTokenCommand
+	case !token && a.PasswordCommand != "":
+		return "password_command", a.PasswordCommand
+	}
+	return "", ""
 }
 
 func (c *accountCredentials) Password(ctx context.Context) (string, error) {
 	a := c.acct
 	if a.PasswordCommand != "" {
-		return runSecretCommand(ctx, "password_command", a.PasswordCommand)
+		if c.ready != nil {
+			return *c.ready, nil
+		}
+		return runSecretCommand(ctx, nil, a.Timeout, "password_command", a.PasswordCommand)
 	}
 	if a.Password != "" {
 		return string(a.Password), nil
@@ -79,7 +132,10 @@ func (c *accountCredentials) Password(ctx context.Context) (string, error) {
 func (c *accountCredentials) Token(ctx context.Context) (string, error) {
 	a := c.acct
 	if a.OAuthTokenCommand != "" {
-		return runSecretCommand(ctx, "oauth_token_command", a.OAuthTokenCommand)
+		if c.ready != nil {
+			return *c.ready, nil
+		}
+		return runSecretCommand(ctx, nil, a.Timeout, "oauth_token_command", a.OAuthTokenCommand)
 	}
 	if a.OAuthProvider != "" {
 		// Built-in refresh from the refresh token in the OS keyring.
@@ -88,22 +144,83 @@ func (c *accountCredentials) Token(ctx context.Context) (string, error) {
 	return "", &credentialError{account: a.Name, msg: "no OAuth2 token source: set oauth_token_command, or oauth_provider and oauth_client_id"}
 }
 
+// secretOutputLimit bounds what a secret command may print: a password or
+// a token is a line, not a stream.
+const secretOutputLimit = 64 << 10
+
 // runSecretCommand runs a user's command through sh (it is the user's own
 // configuration, like fetchmail's passwordeval) and returns the first line
-// of its output. Its stderr goes to ours, so a prompting tool still works.
-func runSecretCommand(ctx context.Context, key, command string) (string, error) {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = os.Stderr
-	cmd.Stdin = os.Stdin
-	if err := cmd.Run(); err != nil {
-		return "", &credentialError{msg: fmt.Sprintf("%s %q failed", key, command), err: err}
+// of its output. It runs in a process group of its own, with no standard
+// input (/dev/null) and our stderr, for at most timeout (the account's;
+// 0: config.DefaultTimeout). When the time runs out, ctx ends or stop
+// closes, the whole group is killed — the shell and whatever it started —
+// and a process that keeps the output pipe open is not waited for. The
+// output is capped at secretOutputLimit.
+func runSecretCommand(ctx context.Context, stop <-chan struct{}, timeout time.Duration, key, command string) (string, error) {
+	if timeout <= 0 {
+		timeout = config.DefaultTimeout
 	}
-	line, _, _ := strings.Cut(out.String(), "\n")
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var stopped atomic.Bool
+	if stop != nil {
+		go func() {
+			select {
+			case <-stop:
+				stopped.Store(true)
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	// The shell's children may hold the output pipe after it exits or
+	// is killed: Wait stops waiting for them after this.
+	cmd.WaitDelay = time.Second
+	out := &capBuffer{limit: secretOutputLimit}
+	cmd.Stdout = out
+	cmd.Stderr = os.Stderr
+	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// It exited but left a process holding its output: end it.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	what := fmt.Sprintf("%s %q", key, command)
+	switch {
+	case stopped.Load() && ctx.Err() != nil:
+		return "", errStoppedEarly
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return "", &credentialError{msg: fmt.Sprintf("%s did not finish within %v (the account's timeout): "+
+			"it was killed, with every process it started; it runs without a terminal to read from", what, timeout)}
+	case ctx.Err() != nil:
+		return "", fmt.Errorf("%s: %w", what, ctx.Err())
+	case out.over:
+		return "", &credentialError{msg: fmt.Sprintf("%s printed more than %d KiB: a password or a token is one line", what, secretOutputLimit>>10)}
+	case err != nil && !errors.Is(err, exec.ErrWaitDelay):
+		return "", &credentialError{msg: what + " failed", err: err}
+	}
+	line, _, _ := strings.Cut(out.b.String(), "\n")
 	line = strings.TrimSuffix(line, "\r")
 	if line == "" {
-		return "", &credentialError{msg: fmt.Sprintf("%s %q printed nothing", key, command)}
+		return "", &credentialError{msg: what + " printed nothing"}
 	}
 	return line, nil
+}
+
+// capBuffer keeps what is written to it, up to limit bytes; past that it
+// fails the write, so that the command's output pipe is closed.
+type capBuffer struct {
+	b     bytes.Buffer
+	limit int
+	over  bool
+}
+
+func (c *capBuffer) Write(p []byte) (int, error) {
+	if c.b.Len()+len(p) > c.limit {
+		c.over = true
+		return 0, errors.New("output too long")
+	}
+	return c.b.Write(p)
 }

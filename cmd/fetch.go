@@ -136,9 +136,10 @@ func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Accoun
 		a := accts[i]
 		runs[i].acct = a
 		alog := log.With("account", a.Name)
+		creds := &accountCredentials{acct: a, prompt: r.prompt, log: alog, g: g}
 		opts := engine.Options{
 			Account:        a,
-			Credentials:    &accountCredentials{acct: a, prompt: r.prompt, log: alog, g: g},
+			Credentials:    creds,
 			Log:            alog,
 			Trace:          g.verbose >= 2,
 			AcceptAllAsNew: r.acceptAllAsNew,
@@ -154,10 +155,19 @@ func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Accoun
 			bar = ui.account(a.Name)
 			opts.Progress = bar
 		}
-		runs[i].res, runs[i].err = engine.Run(ctx, opts)
+		runs[i].err = creds.prepare(ctx, r.stop)
+		if runs[i].err == nil {
+			runs[i].res, runs[i].err = engine.Run(ctx, opts)
+		}
+		stoppedEarly := errors.Is(runs[i].err, errStoppedEarly)
+		if stoppedEarly {
+			// A graceful stop before anything began: nothing to report.
+			alog.Info("stopped before connecting")
+			runs[i].err = nil
+		}
 		if bar != nil {
 			bar.Done(runs[i].err)
-		} else if runs[i].err == nil {
+		} else if runs[i].err == nil && !stoppedEarly {
 			summarize(alog, runs[i].res)
 		}
 	})

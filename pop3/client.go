@@ -19,6 +19,12 @@ import (
 // DefaultTimeout is the I/O timeout used when Options.Timeout is zero.
 const DefaultTimeout = 60 * time.Second
 
+// DefaultMinProgress is the progress asked of a server in each Timeout of
+// waiting when Options.MinProgress is zero: 4 KiB, which any link that
+// carries mail at all brings in well under a second, while a server that
+// trickles bytes to hold a session open must send them in earnest.
+const DefaultMinProgress = 4 << 10
+
 // DefaultWindow is the number of pipelined commands in flight used when
 // Options.Window is zero.
 const DefaultWindow = 1000
@@ -41,10 +47,19 @@ type Options struct {
 	// ServerName is empty, the host of the dialled address is used. TLS 1.2
 	// is the minimum whatever MinVersion says.
 	TLSConfig *tls.Config
-	// Timeout bounds every single read, write, connect and handshake; it is
-	// renewed on each read and write, so a long transfer that keeps moving
-	// does not time out. Zero means DefaultTimeout.
+	// Timeout bounds how long the client waits on the server. Connecting,
+	// the TLS handshake and each write must finish within it. While the
+	// client waits for responses, every Timeout spent waiting must bring
+	// the end of a response or at least MinProgress octets: a server that
+	// stalls, or that trickles bytes to hold the session open, fails with
+	// a timeout (a net.Error whose Timeout is true), while a long transfer
+	// that keeps moving never does. Time the caller spends between reads
+	// (delivering a message) does not count. Zero means DefaultTimeout.
 	Timeout time.Duration
+	// MinProgress is the octets each Timeout of waiting must bring, unless
+	// a response ends within it (see Timeout). Zero means
+	// DefaultMinProgress.
+	MinProgress int
 	// Dialer dials the TCP connection. Nil means a default net.Dialer.
 	Dialer *net.Dialer
 	// Logger receives the protocol trace at slog.LevelDebug, with
@@ -74,6 +89,13 @@ func (o *Options) window() int {
 		return DefaultWindow
 	}
 	return o.Window
+}
+
+func (o *Options) minProgress() int {
+	if o == nil || o.MinProgress <= 0 {
+		return DefaultMinProgress
+	}
+	return o.MinProgress
 }
 
 func (o *Options) maxUID() int {
@@ -127,11 +149,13 @@ type Client struct {
 	opts     *Options
 	timeout  time.Duration
 	window   int
+	minProg  int64
 	maxUID   int
 	maxList  int64
 	log      *slog.Logger
-	raw      net.Conn // the TCP connection
-	conn     net.Conn // raw, or the TLS connection on top of it
+	raw      net.Conn      // the TCP connection
+	tls      *tls.Conn     // the TLS connection on raw, nil without TLS
+	dc       *deadlineConn // raw or tls, with the deadlines of Options.Timeout
 	br       *bufio.Reader
 	w        *writer
 	greeting string
@@ -275,8 +299,10 @@ func dial(ctx context.Context, addr string, opts *Options) (net.Conn, error) {
 	return conn, nil
 }
 
+// handshake runs a TLS handshake on raw, bounded as a whole by timeout:
+// a server that trickles it never holds it longer.
 func handshake(ctx context.Context, raw net.Conn, cfg *tls.Config, timeout time.Duration) (*tls.Conn, error) {
-	tc := tls.Client(&deadlineConn{Conn: raw, timeout: timeout}, cfg)
+	tc := tls.Client(raw, cfg)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -302,6 +328,7 @@ func newClient(raw net.Conn, tc *tls.Conn, opts *Options) (*Client, error) {
 		opts:    opts,
 		timeout: opts.timeout(),
 		window:  opts.window(),
+		minProg: int64(opts.minProgress()),
 		maxUID:  opts.maxUID(),
 		maxList: opts.maxListing(),
 		log:     opts.logger(),
@@ -316,6 +343,7 @@ func newClient(raw net.Conn, tc *tls.Conn, opts *Options) (*Client, error) {
 		return nil, err
 	}
 	c.traceS(line)
+	c.dc.progress()
 	st, err := parseStatus(line, "")
 	if err != nil {
 		c.Close()
@@ -336,16 +364,17 @@ func newClient(raw net.Conn, tc *tls.Conn, opts *Options) (*Client, error) {
 	return c, nil
 }
 
-// setConn installs the transport: tc if not nil, else the raw connection
-// with deadlines, and starts a writer on it.
+// setConn installs the transport: tc if not nil, else the raw
+// connection, with deadlines, and starts a writer on it.
 func (c *Client) setConn(tc *tls.Conn) {
+	var conn net.Conn = c.raw
 	if tc != nil {
-		c.conn = tc
-	} else {
-		c.conn = &deadlineConn{Conn: c.raw, timeout: c.timeout}
+		conn = tc
 	}
-	c.br = bufio.NewReaderSize(c.conn, readerSize)
-	c.w = startWriter(c, c.conn)
+	c.tls = tc
+	c.dc = &deadlineConn{Conn: conn, timeout: c.timeout, min: c.minProg}
+	c.br = bufio.NewReaderSize(c.dc, readerSize)
+	c.w = startWriter(c, c.dc)
 }
 
 // Greeting returns the text of the server's greeting, after "+OK ".
@@ -356,8 +385,8 @@ func (c *Client) Caps() Caps { return c.caps }
 
 // TLSConnectionState returns the state of the TLS connection, if any.
 func (c *Client) TLSConnectionState() (tls.ConnectionState, bool) {
-	if tc, ok := c.conn.(*tls.Conn); ok {
-		return tc.ConnectionState(), true
+	if c.tls != nil {
+		return c.tls.ConnectionState(), true
 	}
 	return tls.ConnectionState{}, false
 }
@@ -398,13 +427,13 @@ func (c *Client) Hangup(wait time.Duration) error {
 		return nil // broken or closed already: nothing to wait for
 	}
 	defer c.raw.Close()
-	if tc, ok := c.conn.(*tls.Conn); ok {
-		tc.CloseWrite() // close_notify
+	if c.tls != nil {
+		c.tls.CloseWrite() // close_notify
 	}
 	if cw, ok := c.raw.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	// The reads renew their own deadline (deadlineConn): the wait is
+	// The reads have deadlines of their own (deadlineConn): the wait is
 	// bounded by closing the connection under them.
 	var late atomic.Bool
 	t := time.AfterFunc(wait, func() { late.Store(true); c.raw.Close() })
@@ -474,18 +503,48 @@ func (c *Client) traceS(line []byte) {
 	}
 }
 
-// deadlineConn renews a deadline before every read and write, so that the
-// timeout measures a stall, not the length of a transfer.
+// deadlineConn gives each read and write on a connection the deadline of
+// Options.Timeout. A write has the whole timeout. A read has what is left
+// of the timeout since the last progress, counting only the time spent
+// waiting in reads: progress is MinProgress octets read, or the end of a
+// response (the Client calls progress). So the timeout measures how long
+// the server kept the client waiting without moving, and a server that
+// sends one byte every few seconds cannot hold a session open, while the
+// caller's own pauses between reads never count against the server.
 type deadlineConn struct {
 	net.Conn
 	timeout time.Duration
+	min     int64
+
+	mu     sync.Mutex
+	waited time.Duration // spent waiting in Read since the last progress
+	got    int64         // octets read since the last progress
 }
 
 func (d *deadlineConn) Read(p []byte) (int, error) {
-	if err := d.Conn.SetReadDeadline(time.Now().Add(d.timeout)); err != nil {
+	d.mu.Lock()
+	left := d.timeout - d.waited
+	d.mu.Unlock()
+	start := time.Now()
+	if err := d.Conn.SetReadDeadline(start.Add(left)); err != nil {
 		return 0, err
 	}
-	return d.Conn.Read(p)
+	n, err := d.Conn.Read(p)
+	d.mu.Lock()
+	d.waited += time.Since(start)
+	if d.got += int64(n); d.got >= d.min {
+		d.waited, d.got = 0, 0
+	}
+	d.mu.Unlock()
+	return n, err
+}
+
+// progress records the end of a response: the next wait has the whole
+// timeout again.
+func (d *deadlineConn) progress() {
+	d.mu.Lock()
+	d.waited, d.got = 0, 0
+	d.mu.Unlock()
 }
 
 func (d *deadlineConn) Write(p []byte) (int, error) {

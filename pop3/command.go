@@ -78,6 +78,7 @@ func (c *Client) pump() {
 // complete ends the command at the head of the queue. It returns the
 // error of unasked if it found the responses out of step.
 func (c *Client) complete(cmd *Command, err error) error {
+	c.dc.progress()
 	cmd.done = true
 	if cmd.err == nil {
 		cmd.err = err

@@ -48,10 +48,12 @@
 //
 // # Timeouts
 //
-// Every read and write on the connection has a deadline of Options.Timeout,
-// renewed on each read and write, so a slow but moving transfer survives and a
-// stall fails in time. Close may be called from any goroutine to abort a
-// blocked call.
+// Connecting, the TLS handshake and each write must finish within
+// Options.Timeout. While waiting for responses, each Timeout of waiting
+// must bring the end of a response or Options.MinProgress octets, so a
+// slow but moving transfer survives, and a server that stalls or trickles
+// bytes to hold the session open fails in time. Close may be called from
+// any goroutine to abort every blocked call, reads and writes alike.
 //
 // A Client is not safe for concurrent use, except for Close.
 package pop3

@@ -807,16 +807,18 @@ func TestTimeout(t *testing.T) {
 }
 
 // TestSlowButMoving: the timeout measures a stall, not the length of a
-// transfer.
+// transfer: a message that keeps coming (here 10 KiB a timeout, more than
+// DefaultMinProgress) takes as long as it takes.
 func TestSlowButMoving(t *testing.T) {
 	const timeout = 300 * time.Millisecond
+	line := strings.Repeat("l", 1022)
 	s := runScript(t, &pop3.Options{Timeout: timeout}, func(p *peer) {
 		p.write(rfcGreeting)
 		p.expect("RETR 1")
 		p.write("+OK")
 		for i := 0; i < 15; i++ {
 			time.Sleep(timeout / 10)
-			p.write("line")
+			p.write(line)
 		}
 		p.write(".")
 		p.expect("NOOP")
@@ -829,7 +831,7 @@ func TestSlowButMoving(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := io.ReadAll(body)
-	if err != nil || string(got) != strings.Repeat("line\n", 15) {
+	if err != nil || string(got) != strings.Repeat(line+"\n", 15) {
 		t.Fatalf("read %q, %v", got, err)
 	}
 	if err := c.Noop().Wait(); err != nil {

@@ -137,7 +137,8 @@ var keyTable = []Key{
 			}
 		}},
 	{Name: "password_command", Example: `"pass show mail/personal"`, Type: "command",
-		Doc:   "A command run by /bin/sh whose first line of output is the password; it comes first.",
+		Doc: "A command run by /bin/sh whose first line of output is the password; it comes first. " +
+			"It runs before connecting, without standard input, and is killed with all it started after timeout.",
 		parse: stringValue,
 		set:   func(a *Account, v any) { a.PasswordCommand = v.(string) }},
 	{Name: "password", Example: `"..."`, Type: "string", Secret: true,
@@ -146,7 +147,8 @@ var keyTable = []Key{
 		parse: passwordValue,
 		set:   func(a *Account, v any) { a.Password = Secret(v.(string)) }},
 	{Name: "oauth_token_command", Example: `"oama access alice@gmail.com"`, Type: "command",
-		Doc:   "A command that prints an OAuth2 bearer token, for auth = \"xoauth2\" or \"oauthbearer\".",
+		Doc: "A command that prints an OAuth2 bearer token, for auth = \"xoauth2\" or \"oauthbearer\"; " +
+			"run as password_command is.",
 		parse: stringValue,
 		set:   func(a *Account, v any) { a.OAuthTokenCommand = v.(string) }},
 	{Name: "oauth_provider", Example: `"google"`, Type: "string",

@@ -114,13 +114,34 @@ func (r *run) headers(c *pop3.Client, msgs []NewMessage, fn HeaderFunc) error {
 			}
 			continue
 		}
-		err = fn(m, body)
-		if cerr := body.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("reading the header of message %d (uid %q): %w", m.Number, m.UID, cerr)
+		// A header is not a message: a server that sends more than
+		// maxTopOctets for TOP n 0 is cut off there, and the session
+		// dropped, rather than read for as long as it sends.
+		lr := &io.LimitedReader{R: body, N: maxTopOctets + 1}
+		err = fn(m, lr)
+		var rerr error
+		if err == nil {
+			_, rerr = io.Copy(io.Discard, lr)
+		}
+		if lr.N == 0 {
+			c.Close()
+			return &pop3.ProtocolError{Command: "TOP", Msg: fmt.Sprintf("the header of message %d (uid %q) "+
+				"is longer than %d octets: the session was dropped", m.Number, m.UID, maxTopOctets)}
+		}
+		if cerr := body.Close(); rerr == nil {
+			rerr = cerr
 		}
 		if err != nil {
 			return err
 		}
+		if rerr != nil {
+			return fmt.Errorf("reading the header of message %d (uid %q): %w", m.Number, m.UID, rerr)
+		}
 	}
 	return nil
 }
+
+// maxTopOctets bounds the header of a message read with TOP n 0: far more
+// than any real header (MTAs refuse headers of a few hundred KiB), and
+// little enough to read.
+const maxTopOctets = 1 << 20

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/popfetch/popfetch/pop3"
+	"github.com/popfetch/popfetch/pop3/pop3test"
 	"github.com/popfetch/popfetch/uidcache"
 )
 
@@ -100,5 +102,37 @@ func TestForget(t *testing.T) {
 	defer lock.Close()
 	if _, err := Forget(f.acct, nil); !errors.Is(err, ErrLocked) {
 		t.Errorf("locked: %v", err)
+	}
+}
+
+// A server that answers TOP n 0 with an endless header is cut off after
+// maxTopOctets: the check fails with a protocol error and the session is
+// dropped, instead of reading for as long as the server sends.
+func TestCheckEndlessHeader(t *testing.T) {
+	f := newFixture(t, 2)
+	f.srv.Faults.Interrupt = func(cmd string, args []string) *pop3test.Interrupt {
+		if cmd == "TOP" && args[0] == "2" {
+			return &pop3test.Interrupt{After: len("+OK\r\n"), Flood: []byte("X-Long: " + strings.Repeat("a", 1000) + "\r\n")}
+		}
+		return nil
+	}
+	f.start(t)
+	var got []int64
+	_, err := Check(context.Background(), Options{Account: f.acct, Credentials: staticCreds{password: "secret"}},
+		func(m NewMessage, r io.Reader) error {
+			n, err := io.Copy(io.Discard, r)
+			got = append(got, n)
+			return err
+		})
+	var pe *pop3.ProtocolError
+	if !errors.As(err, &pe) || pe.Command != "TOP" || !strings.Contains(pe.Msg, "the header of message 2") ||
+		!strings.Contains(pe.Msg, "is longer than 1048576 octets") {
+		t.Fatalf("err = %v", err)
+	}
+	if len(got) != 2 || got[1] != maxTopOctets+1 {
+		t.Errorf("the header func read %v", got)
+	}
+	if f.mb.Len() != 2 {
+		t.Errorf("%d messages left", f.mb.Len())
 	}
 }
