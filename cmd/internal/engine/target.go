@@ -61,13 +61,19 @@ var (
 		needsSender: true,
 	}
 	// LMTP and SMTP servers take each message for good at their 250,
-	// like an MDA at its exit: record each at once.
+	// like an MDA at its exit, and it is visible at once, like an mbox's.
+	// Recording each at once would make the run wait for a cache save
+	// (write, fsync, rename, fsync) per message, several times what a
+	// delivery to a fast server costs (300 messages to an LMTP server
+	// that does nothing: 1.6 s instead of 0.3 s); so a short window like
+	// the mbox's, at the cost of at most a batch or two delivered again
+	// after a crash.
 	lmtpKind = targetKind{
 		name: "lmtp",
 		open: func(d config.Deliver) (deliver.Target, error) {
 			return deliver.OpenLMTP(d.LMTP, deliver.SMTPOptions{Recipient: d.Recipient})
 		},
-		limits:      batchLimits{messages: 1},
+		limits:      batchLimits{messages: 8, bytes: 4 << 20, age: 50 * time.Millisecond},
 		needsSender: true,
 	}
 	smtpKind = targetKind{
@@ -75,7 +81,7 @@ var (
 		open: func(d config.Deliver) (deliver.Target, error) {
 			return deliver.OpenSMTP(d.SMTP, deliver.SMTPOptions{Recipient: d.Recipient})
 		},
-		limits:      batchLimits{messages: 1},
+		limits:      batchLimits{messages: 8, bytes: 4 << 20, age: 50 * time.Millisecond},
 		needsSender: true,
 	}
 )
