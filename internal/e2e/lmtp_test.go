@@ -110,7 +110,20 @@ func TestLMTPOverTCP(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeAccount(t, srv, dir, acctSpec{user: "carol", keep: true,
 		deliver: fmt.Sprintf("lmtp = %q", srv.LMTPAddr())})
-	mustRun(t, 0, "-c", cfg, "fetch")
+	r := mustRun(t, 0, "-vv", "-c", cfg, "fetch")
+	// -vv traces the LMTP exchange, never a message
+	for _, want := range []string{"lmtp: C: MAIL FROM:<", "lmtp: C: RCPT TO:<carol>", "lmtp: S: 250 "} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("-vv does not show %q", want)
+		}
+	}
+	for _, m := range msgs {
+		for _, line := range strings.Split(string(m), "\n") {
+			if len(line) > 30 && !strings.Contains(line, ":") && strings.Contains(r.stderr, line) {
+				t.Fatalf("-vv shows a line of a message: %q", line)
+			}
+		}
+	}
 	// keep: carol's mailbox now holds her 30 messages and the 30 copies
 	got := srv.Messages("carol")
 	if len(got) != 2*len(msgs) {

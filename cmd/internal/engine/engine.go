@@ -278,7 +278,11 @@ func (r *run) fetchSession(s *session, p plan) error {
 	if err := r.proveWritable(len(p.fetch)); err != nil {
 		return err
 	}
-	target, err := kind.open(r.acct.Deliver)
+	var trace *slog.Logger
+	if r.opts.Trace {
+		trace = r.log
+	}
+	target, err := kind.open(r.acct.Deliver, trace)
 	if err != nil {
 		return err
 	}
