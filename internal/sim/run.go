@@ -65,7 +65,7 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error
 		if out.Mismatch {
 			limit++ // the user's --accept-all-as-new run
 		}
-		settled = out.Err == nil && w.settled()
+		settled = out.Err == nil && w.settled(out.Warnings)
 	}
 	w.srv.Close()
 	w.mu.Lock()
@@ -79,17 +79,20 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error
 	return rep, nil
 }
 
-// settled reports whether the client has done all it must: in delete
-// mode, no message it must deliver is left on the server; in keep mode,
-// every such message was delivered.
-func (w *world) settled() bool {
+// settled reports whether the client has done all it must, its last
+// run's warnings given: in delete mode, no message it must deliver is
+// left on the server; in keep mode, every such message was delivered;
+// either way but for quarantined ones.
+func (w *world) settled(warnings []string) bool {
 	stored, _ := readStore(w.ep.Config.Target, w.store)
 	have := map[string]bool{}
 	for _, s := range stored {
 		have[mailgen.ID(s.Data)] = true
 	}
-	for id, size := range w.serverView() {
-		if !w.eligible(id, size) {
+	broken := w.brokenRetrievals()
+	for _, m := range w.mb.Messages() {
+		id := mailgen.ID(m.Data)
+		if !w.eligible(id, w.listedSize(m)) || w.quarantined(m, broken, warnings) {
 			continue
 		}
 		if !w.ep.Config.Keep || !have[id] {
@@ -97,6 +100,46 @@ func (w *world) settled() bool {
 		}
 	}
 	return true
+}
+
+// brokenRetrievals counts, for each message by content id, the sessions
+// that asked for it (RETR or TOP) and did not end with QUIT.
+func (w *world) brokenRetrievals() map[string]int {
+	out := map[string]int{}
+	for _, l := range w.srv.Log() {
+		if l.Updated {
+			continue
+		}
+		seen := map[*pop3test.Message]bool{}
+		for _, m := range l.Requested {
+			if !seen[m] {
+				seen[m] = true
+				out[mailgen.ID(m.Data)]++
+			}
+		}
+	}
+	return out
+}
+
+// quarantineAfter is how many broken sessions a message must have been
+// retrieved in before a client may leave it on the server for good
+// (CONTRACT §5: "after 3 such runs").
+const quarantineAfter = 3
+
+// quarantined reports whether the client may leave a message on the
+// server as poison: at least quarantineAfter sessions that retrieved it
+// broke, and the warnings of its last run name its UID (CONTRACT §5:
+// reported by UID on every run).
+func (w *world) quarantined(m *pop3test.Message, broken map[string]int, warnings []string) bool {
+	if broken[mailgen.ID(m.Data)] < quarantineAfter {
+		return false
+	}
+	for _, l := range warnings {
+		if strings.Contains(l, m.UID) {
+			return true
+		}
+	}
+	return false
 }
 
 // check reads the target and the server and checks the invariants that
@@ -140,7 +183,15 @@ func (w *world) check(rep *Report, settled bool) []Violation {
 		}
 	}
 	rep.Sent = len(w.byID)
-	onServer := w.serverView()
+	onServer := map[string]*pop3test.Message{}
+	for _, m := range w.mb.Messages() {
+		onServer[mailgen.ID(m.Data)] = m
+	}
+	var warnings []string
+	if len(rep.Runs) > 0 {
+		warnings = rep.Runs[len(rep.Runs)-1].Warnings
+	}
+	broken := w.brokenRetrievals()
 	why := map[string]pop3test.Removal{}
 	for _, r := range w.mb.Removed() {
 		why[mailgen.ID(r.Message.Data)] = r
@@ -152,7 +203,7 @@ func (w *world) check(rep *Report, settled bool) []Violation {
 	sort.Strings(ids)
 	allowed := w.duplicatesAllowed(rep)
 	for _, id := range ids {
-		size, listed := onServer[id]
+		m, listed := onServer[id]
 		switch {
 		case count[id] == 0 && !listed:
 			r := why[id]
@@ -161,10 +212,16 @@ func (w *world) check(rep *Report, settled bool) []Violation {
 		case count[id] > 1+allowed:
 			vs = append(vs, Violation{Kind: Duplicate, ID: id, Detail: fmt.Sprintf("delivered %d times (bound %d)", count[id], 1+allowed)})
 		}
-		if settled || !listed || !w.eligible(id, size) {
+		if !listed || !w.eligible(id, w.listedSize(m)) {
 			continue
 		}
 		switch {
+		case count[id] == 0 && w.quarantined(m, broken, warnings):
+			rep.Quarantined = append(rep.Quarantined, id)
+		case settled:
+		case broken[id] >= quarantineAfter && w.poison(id):
+			vs = append(vs, Violation{Kind: Unreported, ID: id, Detail: fmt.Sprintf(
+				"a poison message (it broke %d sessions) left on the server, and the last run's warnings do not name its uid %q", broken[id], m.UID)})
 		case count[id] == 0:
 			vs = append(vs, Violation{Kind: Stranded, ID: id, Detail: "still on the server, never delivered, after the clean runs"})
 		case !cfg.Keep:
@@ -173,16 +230,6 @@ func (w *world) check(rep *Report, settled bool) []Violation {
 	}
 	if !settled && len(vs) == 0 {
 		vs = append(vs, Violation{Kind: Stranded, Detail: "the clean runs did not end in a settled state"})
-	}
-	// CONTRACT §5: a poison message left on the server is reported by
-	// UID on every run.
-	if settled && len(rep.Runs) > 0 {
-		last := strings.Join(rep.Runs[len(rep.Runs)-1].Warnings, "\n")
-		for _, m := range w.mb.Messages() {
-			if id := mailgen.ID(m.Data); w.poison(id) && !strings.Contains(last, m.UID) {
-				vs = append(vs, Violation{Kind: Unreported, ID: id, Detail: fmt.Sprintf("left on the server, and the last run's warnings do not name its uid %q", m.UID)})
-			}
-		}
 	}
 	return append(vs, w.leftovers()...)
 }
@@ -251,7 +298,7 @@ func (w *world) checkMemory(r Remembering) []Violation {
 	if w.ep.Config.Keep && !w.ep.Policy.NoUIDL {
 		for uid, m := range listed {
 			id := mailgen.ID(m.Data)
-			if w.eligible(id, max(m.Size()+w.ep.Policy.ListSizeDelta, 0)) && !got[uid] {
+			if w.eligible(id, w.listedSize(m)) && !got[uid] {
 				vs = append(vs, Violation{Kind: Remembered, ID: id, Detail: fmt.Sprintf("keep mode, delivered, but uid %q not remembered", uid)})
 			}
 		}

@@ -80,7 +80,7 @@ const (
 	Leftover   Kind = "leftover"             // temporary or lock file left in a target
 	Remembered Kind = "cache"                // the client's memory disagrees with the server
 	Unreadable Kind = "unreadable"           // the target cannot be read back
-	Unreported Kind = "unreported"           // a poison message left on the server, not reported
+	Unreported Kind = "unreported"           // a poison message left on the server unreported
 )
 
 // Violation is an invariant found broken.
@@ -123,6 +123,9 @@ type Report struct {
 	Violations []Violation
 	Sent       int // messages sent
 	Delivered  int // messages delivered, duplicates counted
+	// Quarantined are the messages the client left on the server as
+	// poison, reporting them (see quarantineAfter).
+	Quarantined []string
 }
 
 // Failed reports whether any invariant was broken.
@@ -144,6 +147,9 @@ func (r *Report) String() string {
 		}
 	}
 	fmt.Fprintf(&b, "\n  %d sent, %d delivered", r.Sent, r.Delivered)
+	if len(r.Quarantined) > 0 {
+		fmt.Fprintf(&b, ", quarantined %s", strings.Join(r.Quarantined, " "))
+	}
 	for _, v := range r.Violations {
 		b.WriteString("\n  VIOLATION " + v.String())
 	}
@@ -464,28 +470,20 @@ func (w *world) waitIdle() bool {
 	return true
 }
 
-// serverView returns the content ids of the messages the server lists,
-// with their listed size.
-func (w *world) serverView() map[string]int64 {
-	out := map[string]int64{}
-	for _, m := range w.mb.Messages() {
-		out[mailgen.ID(m.Data)] = max(m.Size()+w.ep.Policy.ListSizeDelta, 0)
-	}
-	return out
+// listedSize is the size the server lists for a message.
+func (w *world) listedSize(m *pop3test.Message) int64 {
+	return max(m.Size()+w.ep.Policy.ListSizeDelta, 0)
 }
 
 // eligible reports whether a message on the server is one the client
-// must eventually deliver: within max_size, and not a poison message
-// (CONTRACT §5 lets it be left on the server, reported).
-func (w *world) eligible(id string, listed int64) bool {
-	if w.poison(id) {
-		return false
-	}
+// must eventually deliver, or quarantine (see quarantined): one within
+// max_size.
+func (w *world) eligible(_ string, listed int64) bool {
 	return w.ep.Config.MaxSize == 0 || listed <= w.ep.Config.MaxSize
 }
 
-// poison reports whether a message is one that may break every session
-// that retrieves it.
+// poison reports whether the episode's policy makes a message one that
+// breaks every session that retrieves it.
 func (w *world) poison(id string) bool {
 	for _, i := range []int{w.ep.Policy.Poison, w.ep.Policy.StatusLine} {
 		if i >= 0 && id == mailgen.ID(w.msgs[i]) {
@@ -505,8 +503,8 @@ func (w *world) cleanRuns() int {
 	}
 	if mm := w.ep.Config.MaxMessages; mm > 0 {
 		eligible := 0
-		for id, size := range w.serverView() {
-			if w.eligible(id, size) {
+		for _, m := range w.mb.Messages() {
+			if w.eligible(mailgen.ID(m.Data), w.listedSize(m)) {
 				eligible++
 			}
 		}

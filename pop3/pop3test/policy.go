@@ -72,6 +72,9 @@ type SessionLog struct {
 	User string
 	// Commands are the command lines received, secrets included.
 	Commands []string
+	// Requested are the messages named by RETR or TOP, in order, whether
+	// answered, refused or cut short by a fault.
+	Requested []*Message
 	// Retrieved are the messages answered to RETR or TOP, in order (a
 	// message retrieved twice is listed twice), whether or not a fault
 	// then cut the answer short.
@@ -204,6 +207,7 @@ func (s *Server) Log() []SessionLog {
 	for i, l := range s.logs {
 		out[i] = *l
 		out[i].Commands = append([]string(nil), l.Commands...)
+		out[i].Requested = append([]*Message(nil), l.Requested...)
 		out[i].Retrieved = append([]*Message(nil), l.Retrieved...)
 	}
 	return out
@@ -216,6 +220,13 @@ func (ss *session) logCommand(line string) {
 	s.received = append(s.received, line)
 	ss.log.Commands = append(ss.log.Commands, line)
 	s.mu.Unlock()
+}
+
+// requested logs a message named by RETR or TOP.
+func (ss *session) requested(m *Message) {
+	ss.srv.mu.Lock()
+	ss.log.Requested = append(ss.log.Requested, m)
+	ss.srv.mu.Unlock()
 }
 
 // retrieved logs a message sent in answer to RETR or TOP.

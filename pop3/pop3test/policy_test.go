@@ -71,7 +71,7 @@ func TestExpireRetrieved(t *testing.T) {
 		if got, want := removals(mb), []string{"pt00000001 expired 1", "pt00000002 expired 1", "pt00000003 deleted 1"}; !sameSet(got, want) {
 			t.Fatalf("removals %v, want %v", got, want)
 		}
-		if l := s.Log()[0]; !l.Updated || l.End != "quit" || l.User != "alice" || len(l.Retrieved) != 2 {
+		if l := s.Log()[0]; !l.Updated || l.End != "quit" || l.User != "alice" || len(l.Retrieved) != 2 || len(l.Requested) != 2 {
 			t.Fatalf("log %+v", l)
 		}
 	}
@@ -267,7 +267,7 @@ func TestRefuse(t *testing.T) {
 	if mb.Len() != 4 {
 		t.Fatalf("left %v", uids(mb))
 	}
-	if l := s.Log()[0]; l.Updated || l.End != "quit refused" || len(l.Retrieved) != 1 {
+	if l := s.Log()[0]; l.Updated || l.End != "quit refused" || len(l.Retrieved) != 1 || len(l.Requested) != 2 {
 		t.Fatalf("log %+v", l)
 	}
 }

@@ -460,7 +460,11 @@ func (ss *session) respond(cmd string, args []string) error {
 			return ss.interrupt(in, func() error { return ss.dispatch(cmd, args) })
 		}
 	}
-	if m := ss.peek(cmd, args); m != nil && ss.f.InterruptMessage != nil {
+	m := ss.peek(cmd, args)
+	if m != nil && cmd != "DELE" {
+		ss.requested(m)
+	}
+	if m != nil && ss.f.InterruptMessage != nil {
 		if in := ss.f.InterruptMessage(cmd, m); in != nil {
 			return ss.interrupt(in, func() error { return ss.dispatch(cmd, args) })
 		}
