@@ -90,9 +90,11 @@ type RunFaults struct {
 	// Refuse* are the chances that the server refuses a RETR, a DELE or
 	// the QUIT, decided per message by a hash of the seed, run and UID.
 	RefuseRetr, RefuseDele, RefuseQuit float64
-	// StopAtRetr asks the client to stop gracefully (SIGTERM) when the
-	// server has received the k-th RETR of the run; 0: never.
-	StopAtRetr int
+	// StopAt asks the client to stop gracefully (SIGTERM) when the
+	// server receives the StopAtN-th command StopAt of the run (RETR,
+	// DELE, UIDL...); "": never.
+	StopAt  string
+	StopAtN int
 	// MDAFail makes the MDA exit with this status for messages it draws
 	// with chance MDAFailRate; 0: never fails.
 	MDAFail     int
@@ -251,7 +253,13 @@ func drawRun(r *rand.Rand, sw Swarm, ep Episode, estimate int64) RunFaults {
 		f.RefuseQuit = pick(r, 0.0, 0.0, 1.0)
 	}
 	if r.Float64() < sw.Stop {
-		f.StopAtRetr = 1 + r.IntN(max(ep.Messages, 1))
+		f.StopAt, f.StopAtN = "RETR", 1+r.IntN(max(ep.Messages, 1))
+		switch r.IntN(6) {
+		case 0:
+			f.StopAt, f.StopAtN = pick(r, "CAPA", "UIDL", "LIST"), 1
+		case 1:
+			f.StopAt, f.StopAtN = "DELE", 1+r.IntN(max(ep.Messages, 1))
+		}
 	}
 	if ep.Config.Target == MDA && r.Float64() < sw.MDA {
 		f.MDAFail = pick(r, 75, 1)
@@ -348,8 +356,8 @@ func (f RunFaults) String() string {
 	if f.RefuseRetr+f.RefuseDele+f.RefuseQuit > 0 {
 		parts = append(parts, fmt.Sprintf("refuse RETR %.0f%% DELE %.0f%% QUIT %.0f%%", 100*f.RefuseRetr, 100*f.RefuseDele, 100*f.RefuseQuit))
 	}
-	if f.StopAtRetr > 0 {
-		parts = append(parts, fmt.Sprintf("SIGTERM at RETR #%d", f.StopAtRetr))
+	if f.StopAt != "" {
+		parts = append(parts, fmt.Sprintf("SIGTERM at %s #%d", f.StopAt, f.StopAtN))
 	}
 	if f.MDAFail != 0 {
 		parts = append(parts, fmt.Sprintf("MDA exits %d for %.0f%%", f.MDAFail, 100*f.MDAFailRate))

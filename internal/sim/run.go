@@ -47,6 +47,7 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error
 			rep.Violations = append(rep.Violations, Violation{Kind: Leak, Run: n,
 				Detail: "the client's connection was still open 10 s after the run"})
 		}
+		w.endRun()
 		return out, nil
 	}
 	for i, faults := range ep.Runs {
@@ -70,7 +71,11 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error
 	w.srv.Close()
 	w.mu.Lock()
 	rep.Violations = append(rep.Violations, w.found...)
+	for p := range w.points {
+		rep.FaultPoints = append(rep.FaultPoints, p)
+	}
 	w.mu.Unlock()
+	sort.Strings(rep.FaultPoints)
 	rep.Violations = append(rep.Violations, w.check(rep, settled)...)
 	if r, ok := f.(Remembering); ok && settled {
 		rep.Violations = append(rep.Violations, w.checkMemory(r)...)
@@ -84,7 +89,7 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error
 // left on the server; in keep mode, every such message was delivered;
 // either way but for quarantined ones.
 func (w *world) settled(warnings []string) bool {
-	stored, _ := readStore(w.ep.Config.Target, w.store)
+	stored, _ := readStore(w.disk, w.ep.Config.Target, w.store)
 	have := map[string]bool{}
 	for _, s := range stored {
 		have[mailgen.ID(s.Data)] = true
@@ -147,7 +152,7 @@ func (w *world) quarantined(m *pop3test.Message, broken map[string]int, warnings
 func (w *world) check(rep *Report, settled bool) []Violation {
 	var vs []Violation
 	cfg := w.ep.Config
-	stored, err := readStore(cfg.Target, w.store)
+	stored, err := readStore(w.disk, cfg.Target, w.store)
 	if err != nil {
 		kind := Unreadable
 		if errors.Is(err, errTornMbox) {
@@ -257,15 +262,15 @@ func (w *world) leftovers() []Violation {
 	var leftover []string
 	switch w.ep.Config.Target {
 	case Maildir:
-		ents, _ := os.ReadDir(filepath.Join(w.spec.Path, "tmp"))
-		for _, e := range ents {
-			leftover = append(leftover, filepath.Join("tmp", e.Name()))
+		names, _ := w.disk.ReadDir(filepath.Join(w.spec.Path, "tmp"))
+		for _, name := range names {
+			leftover = append(leftover, filepath.Join("tmp", name))
 		}
 	case Mbox:
-		ents, _ := os.ReadDir(filepath.Dir(w.spec.Path))
-		for _, e := range ents {
-			if strings.HasPrefix(e.Name(), filepath.Base(w.spec.Path)+".") {
-				leftover = append(leftover, e.Name())
+		names, _ := w.disk.ReadDir(filepath.Dir(w.spec.Path))
+		for _, name := range names {
+			if strings.HasPrefix(name, filepath.Base(w.spec.Path)+".") {
+				leftover = append(leftover, name)
 			}
 		}
 	}

@@ -191,7 +191,7 @@ func TestGenerate(t *testing.T) {
 			if r.Net != nil {
 				kinds["net"] = true
 			}
-			if r.StopAtRetr > 0 {
+			if r.StopAt != "" {
 				kinds["stop"] = true
 			}
 		}

@@ -10,6 +10,32 @@ import (
 	"strings"
 )
 
+// Disk is what the checker reads a delivery target through: the OS's
+// file system (OSDisk), or a simulated one (internal/simfs's FS has these
+// two methods).
+type Disk interface {
+	// ReadFile returns the contents of the named file.
+	ReadFile(name string) ([]byte, error)
+	// ReadDir returns the names in a directory, sorted.
+	ReadDir(name string) ([]string, error)
+}
+
+// OSDisk is the operating system's file system.
+type OSDisk struct{}
+
+// ReadFile implements Disk.
+func (OSDisk) ReadFile(name string) ([]byte, error) { return os.ReadFile(name) }
+
+// ReadDir implements Disk.
+func (OSDisk) ReadDir(name string) ([]string, error) {
+	ents, err := os.ReadDir(name)
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names, err
+}
+
 // Stored is a message found in a delivery target.
 type Stored struct {
 	Where string // file, or file and message number for an mbox
@@ -20,12 +46,12 @@ type Stored struct {
 // rules written here anew (not the deliver package's), so the checker
 // shares no code with the client it checks. A missing target holds
 // nothing.
-func readStore(t Target, path string) ([]Stored, error) {
+func readStore(d Disk, t Target, path string) ([]Stored, error) {
 	switch t {
 	case Maildir:
 		var out []Stored
 		for _, sub := range []string{"new", "cur"} {
-			got, err := readDir(filepath.Join(path, sub), "")
+			got, err := readDir(d, filepath.Join(path, sub), "")
 			if err != nil {
 				return nil, err
 			}
@@ -33,7 +59,7 @@ func readStore(t Target, path string) ([]Stored, error) {
 		}
 		return out, nil
 	case Mbox:
-		data, err := os.ReadFile(path)
+		data, err := d.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
@@ -42,15 +68,15 @@ func readStore(t Target, path string) ([]Stored, error) {
 		}
 		return splitMboxrd(path, data)
 	case MDA:
-		return readDir(path, "msg.")
+		return readDir(OSDisk{}, path, "msg.") // the MDA writes outside any simulated disk
 	}
 	return nil, errors.New("unknown target")
 }
 
 // readDir reads the files of a directory whose names start with prefix,
 // in name order.
-func readDir(dir, prefix string) ([]Stored, error) {
-	ents, err := os.ReadDir(dir)
+func readDir(d Disk, dir, prefix string) ([]Stored, error) {
+	names, err := d.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -58,12 +84,12 @@ func readDir(dir, prefix string) ([]Stored, error) {
 		return nil, err
 	}
 	var out []Stored
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), prefix) || e.IsDir() {
+	for _, name := range names {
+		if !strings.HasPrefix(name, prefix) {
 			continue
 		}
-		p := filepath.Join(dir, e.Name())
-		data, err := os.ReadFile(p)
+		p := filepath.Join(dir, name)
+		data, err := d.ReadFile(p)
 		if err != nil {
 			return nil, err
 		}

@@ -126,6 +126,10 @@ type Report struct {
 	// Quarantined are the messages the client left on the server as
 	// poison, reporting them (see quarantineAfter).
 	Quarantined []string
+	// FaultPoints say where the faults struck, in words ("cut sending,
+	// after RETR"), so that many episodes can tell which points of the
+	// protocol were reached.
+	FaultPoints []string
 }
 
 // Failed reports whether any invariant was broken.
@@ -164,6 +168,7 @@ type world struct {
 	mb   *pop3test.Mailbox
 	spec Spec
 
+	disk   Disk              // where the client's files are
 	store  string            // where the target keeps messages
 	msgs   [][]byte          // every message, sent or to arrive, by index
 	sent   int               // how many have been added to the server
@@ -174,20 +179,22 @@ type world struct {
 	run      int // current run, from 1
 	faults   RunFaults
 	clean    bool
-	inRun    int // sessions of the current run so far
-	session  int // the current session's number
-	retrs    int // RETRs received in the run
+	inRun    int            // sessions of the current run so far
+	session  int            // the current session's number
+	cmds     map[string]int // commands received in the run, by name
 	stop     chan struct{}
 	stopped  bool
 	renames  int
 	found    []Violation // seen while the runs go on
+	points   map[string]bool
+	faultyAt int // the session the run's session faults were set up for
 	clockNow time.Time
 }
 
 const password = "sim-secret"
 
 func newWorld(ep Episode, dir string) (*world, error) {
-	w := &world{ep: ep, dir: dir, byID: map[string][]byte{},
+	w := &world{ep: ep, dir: dir, disk: OSDisk{}, byID: map[string][]byte{}, points: map[string]bool{},
 		clockNow: time.Date(2025, 1, 6, 8, 0, 0, 0, time.UTC)}
 	total := ep.Messages
 	for _, r := range ep.Runs {
@@ -327,7 +334,7 @@ func (w *world) beginRun(n int, f RunFaults, clean bool) (Spec, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.run, w.faults, w.clean, w.inRun, w.retrs = n, f, clean, 0, 0
+	w.run, w.faults, w.clean, w.inRun, w.cmds, w.faultyAt = n, f, clean, 0, map[string]int{}, 0
 	w.stop, w.stopped = make(chan struct{}), false
 	spec := w.spec
 	spec.Stop = w.stop
@@ -343,6 +350,9 @@ func (w *world) netFault(session int) *pop3test.NetFault {
 	defer w.mu.Unlock()
 	w.inRun++
 	w.session = session
+	if w.faulty() {
+		w.faultyAt = session
+	}
 	if w.faulty() && w.faults.Net != nil {
 		n := *w.faults.Net
 		return &n
@@ -358,8 +368,10 @@ func (w *world) interrupt(cmd string, _ []string) *pop3test.Interrupt {
 	}
 	switch {
 	case w.faults.QuitDropped:
+		w.points["QUIT dropped before UPDATE"] = true
 		return &pop3test.Interrupt{Before: true, Drop: true}
 	case w.faults.QuitLost:
+		w.points["QUIT answer lost"] = true
 		return &pop3test.Interrupt{Drop: true}
 	}
 	return nil
@@ -372,6 +384,9 @@ func (w *world) interruptMessage(cmd string, m *pop3test.Message) *pop3test.Inte
 	if p < 0 || (cmd != "RETR" && cmd != "TOP") || mailgen.ID(m.Data) != mailgen.ID(w.msgs[p]) {
 		return nil
 	}
+	w.mu.Lock()
+	w.points["poison "+cmd] = true
+	w.mu.Unlock()
 	return &pop3test.Interrupt{After: 40, Drop: true}
 }
 
@@ -390,33 +405,37 @@ func (w *world) refuse(cmd string, m *pop3test.Message) bool {
 	if m != nil {
 		what = mailgen.ID(m.Data)
 	}
-	return chance(w.ep.Seed, "refuse", w.run, w.inRun, cmd, what) < p
+	if chance(w.ep.Seed, "refuse", w.run, w.inRun, cmd, what) >= p {
+		return false
+	}
+	w.points["refused "+cmd] = true
+	return true
 }
 
 func (w *world) refuseLogin(string) string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.faulty() {
+	if w.faulty() && w.faults.Login != "" {
+		w.points["login refused "+strings.Fields(w.faults.Login)[1]] = true
 		return w.faults.Login
 	}
 	return ""
 }
 
 // observe watches every command: it asks for the graceful stop at the
-// planned RETR, and at QUIT checks that every message the session
+// planned command, and at QUIT checks that every message the session
 // retrieved is in the target (CONTRACT §5: retrieval can be a
 // commitment, so a session with an undelivered retrieval never QUITs).
 func (w *world) observe(cmd string, _ []string) (string, bool) {
-	switch cmd {
-	case "RETR":
-		w.mu.Lock()
-		w.retrs++
-		if !w.clean && w.faults.StopAtRetr == w.retrs && !w.stopped {
-			w.stopped = true
-			close(w.stop)
-		}
-		w.mu.Unlock()
-	case "QUIT":
+	w.mu.Lock()
+	w.cmds[cmd]++
+	if !w.clean && w.faults.StopAt == cmd && w.faults.StopAtN == w.cmds[cmd] && !w.stopped {
+		w.points["SIGTERM at "+cmd] = true
+		w.stopped = true
+		close(w.stop)
+	}
+	w.mu.Unlock()
+	if cmd == "QUIT" {
 		w.checkQuit()
 	}
 	return "", false
@@ -435,7 +454,7 @@ func (w *world) checkQuit() {
 	if log == nil || log.User == "" || len(log.Retrieved) == 0 {
 		return
 	}
-	stored, err := readStore(w.ep.Config.Target, w.store)
+	stored, err := readStore(w.disk, w.ep.Config.Target, w.store)
 	have := map[string]bool{}
 	for _, s := range stored {
 		have[mailgen.ID(s.Data)] = true
@@ -454,6 +473,39 @@ func (w *world) checkQuit() {
 	for _, id := range missing {
 		w.found = append(w.found, Violation{Kind: QuitAfter, ID: id, Run: run,
 			Detail: fmt.Sprintf("session %d sent QUIT after retrieving it, and it is not in the target", session)})
+	}
+}
+
+// endRun notes where the run's network fault struck, if it did: the
+// last command the faulty session received, and whether QUIT's UPDATE
+// was done.
+func (w *world) endRun() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := w.faults.Net
+	if w.clean || n == nil || w.faultyAt == 0 {
+		return
+	}
+	for _, l := range w.srv.Log() {
+		if l.Number != w.faultyAt || !l.Struck {
+			continue
+		}
+		last := "greeting"
+		if k := len(l.Commands); k > 0 {
+			last = strings.ToUpper(strings.Fields(l.Commands[k-1] + " ?")[0])
+		}
+		what, dir := "cut", "sending"
+		if n.Stall > 0 {
+			what = "stall"
+		}
+		if n.Received {
+			dir = "receiving"
+		}
+		point := fmt.Sprintf("%s %s, after %s", what, dir, last)
+		if l.Updated {
+			point += " (UPDATE done)"
+		}
+		w.points[point] = true
 	}
 }
 

@@ -83,6 +83,8 @@ type SessionLog struct {
 	// 1939 §6): QUIT was received after login and its removals were made,
 	// whether or not its answer reached the client.
 	Updated bool
+	// Struck is true if the session's Faults.Net fault struck.
+	Struck bool
 	// End says how the session ended: "quit", "quit refused",
 	// "client hung up", "dropped" (a fault or DropSessions), "closed"
 	// (Server.Close), or "" while it runs.
@@ -174,6 +176,9 @@ func (fw faultWriter) Write(p []byte) (int, error) {
 // strike stalls as the fault says, then drops the connection.
 func (fc *faultConn) strike() error {
 	fc.struck = true
+	fc.ss.srv.mu.Lock()
+	fc.ss.log.Struck = true
+	fc.ss.srv.mu.Unlock()
 	if d := fc.fault.Stall; d > 0 {
 		t := time.NewTimer(d)
 		select {

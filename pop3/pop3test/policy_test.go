@@ -338,7 +338,7 @@ func TestNetFaultSent(t *testing.T) {
 			t.Fatalf("after %d: got %q, want %q", after, got, full[:after])
 		}
 		committed := after >= greeting
-		if l.Updated != committed || (left == 0) != committed || l.End != map[bool]string{true: "quit", false: "dropped"}[committed] {
+		if !l.Struck || l.Updated != committed || (left == 0) != committed || l.End != map[bool]string{true: "quit", false: "dropped"}[committed] {
 			t.Fatalf("after %d: log %+v, %d messages left", after, l, left)
 		}
 	}

@@ -53,11 +53,15 @@ func TestSim(t *testing.T) {
 	}
 	start := time.Now()
 	known := map[string][]uint64{}
+	points := map[string]int{}
 	failed := 0
 	for i := 0; i < n; i++ {
 		seed := first + uint64(i)
 		rep := episode(t, root, seed, Fetcher{})
 		unknown, classes := classify(rep)
+		for _, p := range rep.FaultPoints {
+			points[p]++
+		}
 		for _, c := range classes {
 			known[c] = append(known[c], seed)
 		}
@@ -72,6 +76,15 @@ func TestSim(t *testing.T) {
 	}
 	d := time.Since(start)
 	t.Logf("%d episodes in %v (%.0f/s), %d failed", n, d.Round(time.Millisecond), float64(n)/d.Seconds(), failed)
+	t.Logf("%d distinct fault points reached", len(points))
+	if testing.Verbose() {
+		reached := make([]string, 0, len(points))
+		for p, n := range points {
+			reached = append(reached, fmt.Sprintf("%6d  %s", n, p))
+		}
+		sort.Strings(reached)
+		t.Logf("fault points (episodes):\n%s", strings.Join(reached, "\n"))
+	}
 	names := make([]string, 0, len(known))
 	for c := range known {
 		names = append(names, c)
