@@ -9,7 +9,7 @@ STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # (golang/go#75804, fixed in Go 1.27). `make fuzz FUZZTIME=10m` still works.
 FUZZTIME  ?= 50000x
 
-.PHONY: all build demo test test-deps lint unit fuzz bench man clean
+.PHONY: all build demo test test-deps lint unit fuzz bench man clean sim
 
 all: build
 
@@ -52,6 +52,19 @@ fuzz:
 # (see BENCHMARKS.md for the rig's side-by-side figures).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./pop3/ ./cmd/internal/engine/ ./cmd/
+
+# The fault simulator against the engine (internal/sim,
+# cmd/internal/enginesim): EPISODES episodes from seed FIRST (0: drawn from
+# the clock, and printed), or with SEED=N the one episode of seed N,
+# replayed with the engine's log.
+EPISODES ?= 10000
+FIRST    ?= 0
+sim:
+ifdef SEED
+	$(GO) test -count=1 -run '^TestSim$$' ./cmd/internal/enginesim -seed $(SEED) -v
+else
+	$(GO) test -count=1 -timeout 0 -run '^TestSim$$' ./cmd/internal/enginesim -episodes $(EPISODES) -first $(FIRST) -maxfail 10 -v
+endif
 
 man: build
 	./$(BIN) man > popfetch.1

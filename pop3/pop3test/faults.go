@@ -17,8 +17,12 @@ import (
 //
 // A dropped session commits nothing, except that QUIT commits before it
 // answers (RFC 1939 §6): interrupting QUIT plays a server whose answer to
-// QUIT was lost after the deletions were made.
+// QUIT was lost after the deletions were made, unless Before is set.
 type Interrupt struct {
+	// Before breaks off before the command is carried out, so it has no
+	// effect and its response is empty: with Drop, a QUIT that never
+	// reached the UPDATE state.
+	Before bool
 	// After is the number of octets of the response sent before the fault;
 	// beyond the length of the response, the whole response.
 	After int
@@ -44,7 +48,10 @@ func (ss *session) interrupt(in *Interrupt, do func() error) error {
 	out := ss.bw
 	var resp bytes.Buffer
 	ss.bw = bufio.NewWriter(&resp)
-	err := do()
+	var err error
+	if !in.Before {
+		err = do()
+	}
 	ss.bw.Flush()
 	ss.bw = out
 	head := resp.Bytes()[:min(max(in.After, 0), resp.Len())]
@@ -63,6 +70,7 @@ func (ss *session) interrupt(in *Interrupt, do func() error) error {
 	}
 	switch {
 	case in.Drop:
+		ss.ended("dropped")
 		return errDropped
 	case len(in.Flood) > 0:
 		for {

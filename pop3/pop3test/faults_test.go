@@ -74,6 +74,54 @@ func TestInterruptQuit(t *testing.T) {
 	}
 }
 
+// TestInterruptBefore: a QUIT dropped before it is carried out commits
+// nothing.
+func TestInterruptBefore(t *testing.T) {
+	s := pop3test.NewServer()
+	mb := s.AddUser("alice", "secret")
+	mb.Add([]byte("one\n"))
+	s.Faults.Interrupt = func(cmd string, _ []string) *pop3test.Interrupt {
+		if cmd == "QUIT" {
+			return &pop3test.Interrupt{Before: true, Drop: true}
+		}
+		return nil
+	}
+	start(t, s)
+	c := login(t, s)
+	c.ok("DELE 1")
+	io.WriteString(c.c, "QUIT\r\n")
+	if got, _ := io.ReadAll(c.br); len(got) != 0 {
+		t.Fatalf("got %q", got)
+	}
+	idle(s)
+	s.Close()
+	if l := s.Log()[0]; mb.Len() != 1 || l.Updated || l.End != "dropped" {
+		t.Fatal("deletion committed")
+	}
+}
+
+// TestInterruptMessage: a fault follows a message, whatever its number.
+func TestInterruptMessage(t *testing.T) {
+	s := pop3test.NewServer()
+	mb := s.AddUser("alice", "secret")
+	mb.Add([]byte("one\n"))
+	mb.Add([]byte("two\n"))
+	s.Faults.InterruptMessage = func(cmd string, m *pop3test.Message) *pop3test.Interrupt {
+		if cmd == "RETR" && string(m.Data) == "two\n" {
+			return &pop3test.Interrupt{After: 3, Drop: true}
+		}
+		return nil
+	}
+	start(t, s)
+	c := login(t, s)
+	c.ok("RETR 1")
+	c.multi()
+	io.WriteString(c.c, "RETR 2\r\n")
+	if got, _ := io.ReadAll(c.br); string(got) != "+OK" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 // TestInterruptStall: a stall delays the rest of the response, which then
 // comes whole; Close ends a longer stall at once.
 func TestInterruptStall(t *testing.T) {

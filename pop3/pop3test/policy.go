@@ -72,6 +72,9 @@ type SessionLog struct {
 	User string
 	// Commands are the command lines received, secrets included.
 	Commands []string
+	// Requested are the messages named by RETR or TOP, in order, whether
+	// answered, refused or cut short by a fault.
+	Requested []*Message
 	// Retrieved are the messages answered to RETR or TOP, in order (a
 	// message retrieved twice is listed twice), whether or not a fault
 	// then cut the answer short.
@@ -80,6 +83,8 @@ type SessionLog struct {
 	// 1939 §6): QUIT was received after login and its removals were made,
 	// whether or not its answer reached the client.
 	Updated bool
+	// Struck is true if the session's Faults.Net fault struck.
+	Struck bool
 	// End says how the session ended: "quit", "quit refused",
 	// "client hung up", "dropped" (a fault or DropSessions), "closed"
 	// (Server.Close), or "" while it runs.
@@ -171,6 +176,9 @@ func (fw faultWriter) Write(p []byte) (int, error) {
 // strike stalls as the fault says, then drops the connection.
 func (fc *faultConn) strike() error {
 	fc.struck = true
+	fc.ss.srv.mu.Lock()
+	fc.ss.log.Struck = true
+	fc.ss.srv.mu.Unlock()
 	if d := fc.fault.Stall; d > 0 {
 		t := time.NewTimer(d)
 		select {
@@ -204,6 +212,7 @@ func (s *Server) Log() []SessionLog {
 	for i, l := range s.logs {
 		out[i] = *l
 		out[i].Commands = append([]string(nil), l.Commands...)
+		out[i].Requested = append([]*Message(nil), l.Requested...)
 		out[i].Retrieved = append([]*Message(nil), l.Retrieved...)
 	}
 	return out
@@ -216,6 +225,13 @@ func (ss *session) logCommand(line string) {
 	s.received = append(s.received, line)
 	ss.log.Commands = append(ss.log.Commands, line)
 	s.mu.Unlock()
+}
+
+// requested logs a message named by RETR or TOP.
+func (ss *session) requested(m *Message) {
+	ss.srv.mu.Lock()
+	ss.log.Requested = append(ss.log.Requested, m)
+	ss.srv.mu.Unlock()
 }
 
 // retrieved logs a message sent in answer to RETR or TOP.

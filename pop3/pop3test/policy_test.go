@@ -71,7 +71,7 @@ func TestExpireRetrieved(t *testing.T) {
 		if got, want := removals(mb), []string{"pt00000001 expired 1", "pt00000002 expired 1", "pt00000003 deleted 1"}; !sameSet(got, want) {
 			t.Fatalf("removals %v, want %v", got, want)
 		}
-		if l := s.Log()[0]; !l.Updated || l.End != "quit" || l.User != "alice" || len(l.Retrieved) != 2 {
+		if l := s.Log()[0]; !l.Updated || l.End != "quit" || l.User != "alice" || len(l.Retrieved) != 2 || len(l.Requested) != 2 {
 			t.Fatalf("log %+v", l)
 		}
 	}
@@ -267,7 +267,7 @@ func TestRefuse(t *testing.T) {
 	if mb.Len() != 4 {
 		t.Fatalf("left %v", uids(mb))
 	}
-	if l := s.Log()[0]; l.Updated || l.End != "quit refused" || len(l.Retrieved) != 1 {
+	if l := s.Log()[0]; l.Updated || l.End != "quit refused" || len(l.Retrieved) != 1 || len(l.Requested) != 2 {
 		t.Fatalf("log %+v", l)
 	}
 }
@@ -338,7 +338,7 @@ func TestNetFaultSent(t *testing.T) {
 			t.Fatalf("after %d: got %q, want %q", after, got, full[:after])
 		}
 		committed := after >= greeting
-		if l.Updated != committed || (left == 0) != committed || l.End != map[bool]string{true: "quit", false: "dropped"}[committed] {
+		if !l.Struck || l.Updated != committed || (left == 0) != committed || l.End != map[bool]string{true: "quit", false: "dropped"}[committed] {
 			t.Fatalf("after %d: log %+v, %d messages left", after, l, left)
 		}
 	}

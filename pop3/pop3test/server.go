@@ -83,6 +83,11 @@ type Faults struct {
 	// "-ERR [SYS/TEMP] try later" or "-ERR [IN-USE] busy") is sent instead
 	// of logging in.
 	RefuseLogin func(user string) string
+	// InterruptMessage, if set, is asked after Interrupt for RETR, TOP
+	// and DELE of an existing message m, so a fault can follow a
+	// message whatever its number; a non-nil *Interrupt breaks off the
+	// response as Interrupt's do.
+	InterruptMessage func(cmd string, m *Message) *Interrupt
 	// Net, if set, is asked at the start of each session (numbered from
 	// 1, see SessionLog) for a fault of its connection; nil: none.
 	Net func(session int) *NetFault
@@ -455,6 +460,15 @@ func (ss *session) respond(cmd string, args []string) error {
 			return ss.interrupt(in, func() error { return ss.dispatch(cmd, args) })
 		}
 	}
+	m := ss.peek(cmd, args)
+	if m != nil && cmd != "DELE" {
+		ss.requested(m)
+	}
+	if m != nil && ss.f.InterruptMessage != nil {
+		if in := ss.f.InterruptMessage(cmd, m); in != nil {
+			return ss.interrupt(in, func() error { return ss.dispatch(cmd, args) })
+		}
+	}
 	return ss.dispatch(cmd, args)
 }
 
@@ -625,6 +639,19 @@ func (ss *session) login(u *User) error {
 	ss.srv.mu.Unlock()
 	ss.reply("+OK logged in, %d messages", len(msgs))
 	return nil
+}
+
+// peek returns the message a RETR, TOP or DELE names, if it exists and
+// is not deleted; nil otherwise, and for other commands.
+func (ss *session) peek(cmd string, args []string) *Message {
+	if !ss.authed || len(args) == 0 || (cmd != "RETR" && cmd != "TOP" && cmd != "DELE") {
+		return nil
+	}
+	var n int
+	if _, err := fmt.Sscanf(args[0], "%d", &n); err != nil || n < 1 || n > len(ss.msgs) || ss.deleted[ss.msgs[n-1]] {
+		return nil
+	}
+	return ss.msgs[n-1]
 }
 
 // message returns the message numbered by arg, or replies -ERR.
