@@ -84,8 +84,15 @@ func TestDiskFull(t *testing.T) {
 // its files.
 func resizeTmpfs(t *testing.T, dir, size string) {
 	t.Helper()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, "size="+size+",mode=0700"); err != nil {
-		t.Fatalf("remounting %s with size %s: %v", dir, size, err)
+	remountTmpfs(t, dir, 0, size)
+}
+
+// remountTmpfs remounts a tmpfs mounted by mountTmpfs with flags (0 or
+// syscall.MS_RDONLY) and size, keeping its files.
+func remountTmpfs(t *testing.T, dir string, flags uintptr, size string) {
+	t.Helper()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|flags, "size="+size+",mode=0700"); err != nil {
+		t.Fatalf("remounting %s with size %s (flags %#x): %v", dir, size, flags, err)
 	}
 }
 

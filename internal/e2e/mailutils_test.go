@@ -212,3 +212,27 @@ func TestMailutilsSIGTERM(t *testing.T) {
 	cfg = muAccount(t, srv, dir, "alice", maildirTo(md))
 	fetchTheRest(t, srv, "alice", cfg, md, want)
 }
+
+// TestMailutilsExpireAdvertised: the server says EXPIRE0 in CAPA. In
+// delete mode that is what the user wants, and popfetch says nothing; in
+// keep mode the messages cannot stay, and popfetch warns (they are
+// delivered all the same).
+func TestMailutilsExpireAdvertised(t *testing.T) {
+	srv := mailutilstest.Start(t, mailutilstest.WithUser("alice", "secret"))
+	want := muPopulate(t, srv, "alice", mailgen.Traps(3, 75))
+	dir := t.TempDir()
+	md := filepath.Join(dir, "Maildir")
+	cfg := writeAccount(t, nil, dir, acctSpec{user: srv.Login("alice"), addr: srv.Addr(), tls: "none", deliver: maildirTo(md), keep: true})
+	r := mustRun(t, 0, "-c", cfg, "fetch")
+	if !strings.Contains(r.stderr, "EXPIRE 0") || !strings.Contains(r.stderr, "keep") {
+		t.Errorf("keep mode on an EXPIRE 0 server: no warning:\n%s", r.stderr)
+	}
+	checkDelivered(t, maildirMessages(t, md), want)
+
+	more := muPopulate(t, srv, "alice", mailgen.Traps(6, 75)[3:])
+	cfg = muAccount(t, srv, dir, "alice", maildirTo(md))
+	if r := mustRun(t, 0, "-c", cfg, "fetch"); r.stderr != "" {
+		t.Errorf("delete mode on an EXPIRE 0 server: stderr %q, want nothing", r.stderr)
+	}
+	checkDelivered(t, maildirMessages(t, md), slices.Concat(want, more))
+}

@@ -173,7 +173,7 @@ func fillDisk(t *testing.T, dir string) string {
 // not remember what it delivered (it would deliver the same messages on
 // every run, forever), and exit 74 naming the state dir; three runs
 // deliver nothing twice and lose nothing. Once there is room, one run
-// brings everything, once.
+// brings everything, once. A read-only state dir is the same.
 func TestStateDirFull(t *testing.T) {
 	srv := mailutilstest.Start(t, mailutilstest.WithUser("alice", "secret"))
 	want := muPopulate(t, srv, "alice", mailgen.Traps(30, 85))
@@ -209,6 +209,19 @@ maildir = %q
 		t.Fatal(err)
 	}
 	fetchTheRest(t, srv, "alice", cfg, md, want)
+
+	// A read-only state dir: the same.
+	late := muPopulate(t, srv, "alice", mailgen.Traps(33, 85)[30:])
+	stat = statOf(srv, "alice")
+	remountTmpfs(t, state, syscall.MS_RDONLY, "64k")
+	for run := 1; run <= 2; run++ {
+		r := popfetch(t, nil, "-c", cfg, "fetch")
+		checkExit(t, r, 74, state, "read-only file system")
+		checkDelivered(t, maildirMessages(t, md), want)
+		sameOnServer(t, srv, "alice", late, stat, fmt.Sprintf("run %d on a read-only state dir", run))
+	}
+	remountTmpfs(t, state, 0, "64k")
+	fetchTheRest(t, srv, "alice", cfg, md, slices.Concat(want, late))
 }
 
 // poison is a message whose first line is a POP3 status line: the pop3
