@@ -59,7 +59,7 @@ func TestDiskFull(t *testing.T) {
 				// Run 1 ends without QUIT (a message retrieved was not
 				// delivered): what it delivered stays on the server,
 				// remembered, and run 2 deletes it first thing.
-				got := checkPartial(t, srv, user, read(), msgs, run == 1)
+				got := checkPartial(t, srv.Messages(user), read(), msgs, run == 1)
 				if run == 1 && (len(got) == 0 || len(got) == len(msgs)) {
 					t.Fatalf("%d of %d messages fit on 256 KB; the test wants some, not all", len(got), len(msgs))
 				}
@@ -84,16 +84,24 @@ func TestDiskFull(t *testing.T) {
 // its files.
 func resizeTmpfs(t *testing.T, dir, size string) {
 	t.Helper()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT, "size="+size+",mode=0700"); err != nil {
-		t.Fatalf("remounting %s with size %s: %v", dir, size, err)
+	remountTmpfs(t, dir, 0, size)
+}
+
+// remountTmpfs remounts a tmpfs mounted by mountTmpfs with flags (0 or
+// syscall.MS_RDONLY) and size, keeping its files.
+func remountTmpfs(t *testing.T, dir string, flags uintptr, size string) {
+	t.Helper()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|flags, "size="+size+",mode=0700"); err != nil {
+		t.Fatalf("remounting %s with size %s (flags %#x): %v", dir, size, flags, err)
 	}
 }
 
 // checkPartial checks a destination after a delivery that stopped short:
-// each message in it is whole and there once, the server holds every
-// other one, and none of those unless pending (delivered in a session
-// that ended without QUIT: CONTRACT §5). It returns the ids delivered.
-func checkPartial(t *testing.T, srv *dovecottest.Server, user string, got, msgs [][]byte, pending bool) []string {
+// each message in it is whole and there once, the server (which holds
+// onServer) holds every other one, and none of those unless pending
+// (delivered in a session that ended without QUIT: CONTRACT §5). It
+// returns the ids delivered.
+func checkPartial(t *testing.T, onServer, got, msgs [][]byte, pending bool) []string {
 	t.Helper()
 	tl := count(got, msgs)
 	if len(tl.damaged) > 0 {
@@ -102,25 +110,25 @@ func checkPartial(t *testing.T, srv *dovecottest.Server, user string, got, msgs 
 	if tl.dups > 0 {
 		t.Errorf("%d messages delivered twice", tl.dups)
 	}
-	onServer := map[string]bool{}
-	for _, m := range srv.Messages(user) {
-		onServer[mailgen.ID(m)] = true
+	held := map[string]bool{}
+	for _, m := range onServer {
+		held[mailgen.ID(m)] = true
 	}
 	var delivered, lost, both []string
 	for _, m := range msgs {
 		id := mailgen.ID(m)
 		switch {
-		case tl.copies[id] > 0 && onServer[id]:
+		case tl.copies[id] > 0 && held[id]:
 			both = append(both, id)
 			delivered = append(delivered, id)
 		case tl.copies[id] > 0:
 			delivered = append(delivered, id)
-		case !onServer[id]:
+		case !held[id]:
 			lost = append(lost, id)
 		}
 	}
 	if len(lost) > 0 {
-		t.Fatalf("deleted on the server but not delivered: %v", lost)
+		t.Fatalf("%d deleted on the server but not delivered: %v", len(lost), head(lost))
 	}
 	if len(both) > 0 && !pending {
 		t.Errorf("delivered but still on the server: %v", both)
