@@ -47,8 +47,13 @@ func preflight(a *config.Account) (problems, warnings []finding) {
 		}
 	}
 	if a.StateDir != "" {
-		if msg := checkDirToBe(a.StateDir); msg != "" {
+		// A state dir that cannot be written (read-only, or full) is no
+		// configuration problem of a fetch: it delivers nothing and exits
+		// 74 naming the directory (CONTRACT §5). config check says so.
+		if msg := checkDirToBe(a.StateDir); msg != "" && !notWritable(a.StateDir) {
 			bad("state_dir", "state_dir %s", msg)
+		} else if msg != "" {
+			warnings = append(warnings, finding{"state_dir", fmt.Sprintf("state_dir %s: a fetch would deliver nothing", msg)})
 		}
 	}
 	// A port that does not fit the TLS mode (pop3s is 995, pop3 110):
@@ -219,6 +224,20 @@ func checkDirToBe(path string) string {
 			return ""
 		}
 		p = parent
+	}
+}
+
+// notWritable reports whether the directory path, or its nearest
+// existing parent, exists as a directory and only cannot be written.
+func notWritable(path string) bool {
+	for p := path; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil {
+			return fi.IsDir() && unix.Access(p, unix.W_OK|unix.X_OK) != nil
+		}
+		if !missing(err) || filepath.Dir(p) == p {
+			return false
+		}
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -59,6 +60,11 @@ type Entry struct {
 	// Breaks counts the runs in a row whose session broke while
 	// retrieving the message (State Broken): 1 to 9.
 	Breaks int
+	// Size is the message's size as the server listed it when it was
+	// recorded, 0 if unknown (caches of older versions). A UID listed
+	// later with another size names another message: a server that
+	// reuses UIDs, against RFC 1939 §7.
+	Size int64
 }
 
 // Cache is the set of UIDs known for one mailbox. It is not safe for
@@ -148,8 +154,8 @@ func Open(dir, key string) (*Cache, error) {
 
 func parseLine(line string) (string, Entry, error) {
 	f := strings.Split(line, "\t")
-	if len(f) != 3 || len(f[2]) < 1 || len(f[2]) > 2 {
-		return "", Entry{}, errors.New("malformed line: want UID, time and state separated by tabs")
+	if len(f) < 3 || len(f) > 4 || len(f[2]) < 1 || len(f[2]) > 2 {
+		return "", Entry{}, errors.New("malformed line: want UID, time, state and size separated by tabs")
 	}
 	uid, err := decodeUID(f[0])
 	if err != nil {
@@ -169,6 +175,13 @@ func parseLine(line string) (string, Entry, error) {
 		e.Breaks = int(f[2][1] - '0')
 	case len(f[2]) != 1:
 		return "", Entry{}, fmt.Errorf("bad state %q", f[2])
+	}
+	if len(f) == 4 {
+		size, err := strconv.ParseInt(f[3], 10, 64)
+		if err != nil || size <= 0 {
+			return "", Entry{}, fmt.Errorf("bad size %q", f[3])
+		}
+		e.Size = size
 	}
 	return uid, e, nil
 }
@@ -200,6 +213,7 @@ func (c *Cache) Put(uid string, e Entry) {
 	} else {
 		e.Breaks = min(max(e.Breaks, 1), 9)
 	}
+	e.Size = max(e.Size, 0)
 	it, ok := c.entries[uid]
 	if ok && it.Entry == e {
 		return
@@ -303,7 +317,7 @@ func (c *Cache) Snapshot() *Snapshot {
 	b.Grow(128 + 48*len(c.entries))
 	fmt.Fprintf(&b, "# popfetch UID cache v1: %s\n", encodeUID(c.key))
 	fmt.Fprintf(&b, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped, "+
-		"Bn broke n sessions, Q quarantined\n")
+		"Bn broke n sessions, Q quarantined\tsize as listed\n")
 	for _, it := range c.order {
 		if !it.removed {
 			b.WriteString(it.line)
@@ -319,7 +333,11 @@ func formatLine(uid string, e Entry) string {
 	if e.State == Broken {
 		state += string(rune('0' + e.Breaks))
 	}
-	return encodeUID(uid) + "\t" + e.Seen.UTC().Format(time.RFC3339) + "\t" + state + "\n"
+	line := encodeUID(uid) + "\t" + e.Seen.UTC().Format(time.RFC3339) + "\t" + state
+	if e.Size > 0 {
+		line += "\t" + strconv.FormatInt(e.Size, 10)
+	}
+	return line + "\n"
 }
 
 // MarkDirty marks the cache as changed since it was last saved.

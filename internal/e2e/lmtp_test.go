@@ -181,7 +181,8 @@ func TestSMTPSink(t *testing.T) {
 			refusing := smtpsink.Start(t, smtpsink.Args(c.args...))
 			dir := t.TempDir()
 			cfg := writeAccount(t, srv, dir, acctSpec{user: "erin", deliver: smtpTo(refusing.Addr())})
-			r := mustRun(t, c.code, "-c", cfg, "fetch")
+			// a "try later" (4xx) is a notice, shown at -v
+			r := mustRun(t, c.code, "-c", cfg, "-v", "fetch")
 			if !strings.Contains(r.stderr, c.says) || !strings.Contains(r.stderr, "stays on the server") {
 				t.Errorf("stderr does not report the refusal:\n%s", r.stderr)
 			}

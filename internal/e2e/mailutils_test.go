@@ -120,12 +120,13 @@ func TestMailutilsMDATempfail(t *testing.T) {
 	good := scriptMDA(t, filepath.Join(dir, "good-mda"), md, "", 0)
 
 	cfg := muAccount(t, srv, dir, "alice", mdaTo(bad+" -f %F"))
-	r := popfetch(t, nil, "-c", cfg, "fetch")
+	// an MDA's "try later" is a notice, shown at -v (not cron mail)
+	r := popfetch(t, nil, "-c", cfg, "-v", "fetch")
 	checkExit(t, r, 75, "exited with status 75")
 	checkDelivered(t, maildirMessages(t, md), others)
 	sameOnServer(t, srv, "alice", want, stat, "after the run whose MDA said 75")
 
-	r = popfetch(t, nil, "-c", cfg, "fetch")
+	r = popfetch(t, nil, "-c", cfg, "-v", "fetch")
 	checkExit(t, r, 75, "exited with status 75")
 	checkDelivered(t, maildirMessages(t, md), others)
 	if got := srv.Messages("alice"); !slices.EqualFunc(got, [][]byte{refused}, bytes.Equal) {

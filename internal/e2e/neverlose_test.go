@@ -434,14 +434,15 @@ func TestGmailLike(t *testing.T) {
 	good := scriptMDA(t, filepath.Join(dir, "good-mda"), md, "", 0)
 
 	cfg := ptAccount(t, srv, dir, mdaTo(bad+" -f %F"))
-	r := popfetch(t, nil, "-c", cfg, "fetch")
+	// an MDA's "try later" is a notice, shown at -v (not cron mail)
+	r := popfetch(t, nil, "-c", cfg, "-v", "fetch")
 	checkExit(t, r, 75, "exited with status 75")
 	checkDelivered(t, maildirMessages(t, md), others)
 	if n, gone := mb.Len(), mb.Removed(); n != 10 || len(gone) != 0 {
 		t.Fatalf("after the run whose MDA said 75: %d listed, %d removed; want all 10 kept", n, len(gone))
 	}
 
-	r = popfetch(t, nil, "-c", cfg, "fetch")
+	r = popfetch(t, nil, "-c", cfg, "-v", "fetch")
 	checkExit(t, r, 75, "exited with status 75")
 	if left := mb.Messages(); len(left) != 1 || !bytes.Equal(left[0].Data, refused) {
 		t.Fatalf("second run: %d listed, want only the refused message", len(left))

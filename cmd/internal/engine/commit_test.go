@@ -328,3 +328,36 @@ func TestAdoptOldCache(t *testing.T) {
 		t.Errorf("key %q", f.acct.Key())
 	}
 }
+
+// TestReusedUIDNotDeletedUnseen: a server that gives the UID of a message
+// it deleted to a new one (against RFC 1939 §7) after a QUIT whose answer
+// was lost: the cache remembers the UID as delivered, to be deleted, with
+// its size; the new message, of another size, is fetched, not deleted
+// unseen. In keep mode it is fetched too, not taken as retrieved.
+func TestReusedUIDNotDeletedUnseen(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		f := newFixture(t, 0)
+		f.acct.Keep = keep
+		f.mb.AddWithUID("x", testMessage(1))
+		f.mb.AddWithUID("y", testMessage(2))
+		f.start(t)
+		c, _ := uidcache.Open(f.acct.StateDir, f.acct.Key())
+		state := uidcache.Deleted
+		if keep {
+			state = uidcache.Retrieved
+		}
+		size := f.mb.Messages()[0].Size()
+		c.Put("x", uidcache.Entry{Seen: time.Now(), State: state, Size: size + 7})
+		c.Put("y", uidcache.Entry{Seen: time.Now(), State: state, Size: f.mb.Messages()[1].Size()})
+		if err := c.Save(); err != nil {
+			t.Fatal(err)
+		}
+		res, err := f.run(t, Options{})
+		if err != nil || res.Fetched != 1 || !strings.Contains(f.logs.String(), "under the UID of one retrieved before") {
+			t.Fatalf("keep %v: %+v %v\n%s", keep, res, err, f.logs)
+		}
+		if got := f.deliveredCount(t); got["message 1"] != 1 || got["message 2"] != 0 {
+			t.Fatalf("keep %v: delivered %v", keep, got)
+		}
+	}
+}

@@ -236,6 +236,10 @@ func (r *run) plan(msgs []message) (plan, error) {
 		}
 	}
 	r.res.Skipped = len(p.tooLarge)
+	for _, m := range p.reused {
+		r.log.Warn("the server lists a message under the UID of one retrieved before, with another size: "+
+			"it is taken as a new message (RFC 1939 §7 forbids reusing a UID)", "uid", m.uid, "size", m.size)
+	}
 	r.res.Quarantined = len(p.quarantined)
 	for _, m := range p.quarantined {
 		r.log.Warn("message left on the server: retrieving it broke the session "+
@@ -289,7 +293,7 @@ func (r *run) fetchSession(s *session, p plan) error {
 	defer target.Close()
 	l := newLedger(r, s.c, target, kind.limits)
 	l.deleteUnseen(p.dele)
-	fetchErr := r.fetch(s, l, target, kind, p.fetch)
+	fetchErr := r.fetch(s, l, target, kind, p.fetch, p.suspects > 0)
 	// What was delivered is made durable and recorded, whatever ended
 	// the fetch.
 	flushErr := l.flush()
@@ -360,7 +364,7 @@ func (r *run) noteBreak(m message) {
 		r.cache.Put(m.uid, uidcache.Entry{Seen: r.now(), State: uidcache.Quarantined})
 		return
 	}
-	r.cache.Put(m.uid, uidcache.Entry{Seen: r.now(), State: uidcache.Broken, Breaks: breaks})
+	r.cache.Put(m.uid, uidcache.Entry{Seen: r.now(), State: uidcache.Broken, Breaks: breaks, Size: m.size})
 }
 
 // messageFailed records a message that could not be delivered; it stays on

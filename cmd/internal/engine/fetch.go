@@ -33,7 +33,14 @@ type fetcher struct {
 // ledger's limits say. It returns at the first error that must stop the
 // run; a failure of one message alone is reported and the run goes on.
 // After a stop, it returns once the message in hand is delivered.
-func (r *run) fetch(s *session, l *ledger, target deliver.Target, kind *targetKind, msgs []message) error {
+//
+// With oneByOne, each RETR waits for the message before it: after a
+// session broke, so that if this one breaks too, it is at the message
+// that breaks it. Pipelined, a server that drops the connection when it
+// reads the RETR of a poison message drops the responses still in flight
+// with it (a reset discards what the client has not read), and the
+// message in hand would be blamed instead.
+func (r *run) fetch(s *session, l *ledger, target deliver.Target, kind *targetKind, msgs []message, oneByOne bool) error {
 	if r.opts.Progress != nil {
 		var total int64
 		for _, m := range msgs {
@@ -45,8 +52,12 @@ func (r *run) fetch(s *session, l *ledger, target deliver.Target, kind *targetKi
 		env: deliver.Envelope{Recipient: r.acct.User}, recv: newReceivedHeader(r.acct, s.c, r.opts.Version)}
 	retrs := make([]pop3.RetrCommand, len(msgs))
 	issued, ahead := 0, int64(0)
+	window := aheadMessages
+	if oneByOne {
+		window = 1
+	}
 	for i, m := range msgs {
-		for issued < len(msgs) && (issued == i || issued-i < aheadMessages && ahead < aheadBytes) {
+		for issued < len(msgs) && (issued == i || issued-i < window && ahead < aheadBytes) {
 			l.retrieving(msgs[issued])
 			retrs[issued] = f.c.Retr(msgs[issued].num)
 			ahead += msgs[issued].size

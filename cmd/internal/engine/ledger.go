@@ -130,7 +130,7 @@ func (l *ledger) commit() error {
 		if e, ok := l.cache.Get(d.msg.uid); ok && e.State != uidcache.Broken {
 			seen = e.Seen
 		}
-		l.cache.Put(d.msg.uid, uidcache.Entry{Seen: seen, State: state})
+		l.cache.Put(d.msg.uid, uidcache.Entry{Seen: seen, State: state, Size: d.msg.size})
 	}
 	l.unsaved = append(l.unsaved, batch...)
 	if l.saved != nil && len(l.unsaved) >= l.limits.messages {

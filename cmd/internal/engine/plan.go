@@ -24,6 +24,12 @@ type plan struct {
 	quarantined []message
 	// shared are the UIDs that name several messages, with how many.
 	shared map[string]int
+	// suspects counts the messages to fetch whose retrieval broke the
+	// last session (they are last in fetch).
+	suspects int
+	// reused are messages listed under the UID of a message recorded
+	// with another size: another message, taken as new.
+	reused []message
 }
 
 // Tripwire thresholds (CONTRACT §5): the cache must remember at least
@@ -97,6 +103,13 @@ func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, accept
 			continue
 		}
 		recorded := cached && (e.State == uidcache.Retrieved || e.State == uidcache.Deleted)
+		if recorded && e.Size > 0 && e.Size != m.size {
+			// RFC 1939 §7 forbids giving a UID to another message, but
+			// some servers do once the first is gone: deleted unseen,
+			// or skipped as retrieved, this one would be lost.
+			p.reused = append(p.reused, m)
+			recorded, cached = false, false
+		}
 		unseen := false // delete without retrieving
 		switch {
 		case recorded && e.State == uidcache.Deleted && !a.Keep:
@@ -145,6 +158,7 @@ func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, accept
 	// A message whose retrieval broke the last session goes last: if it
 	// breaks this one too, the others are delivered first (CONTRACT §5).
 	p.fetch = append(p.fetch, suspects...)
+	p.suspects = len(suspects)
 	return p, nil
 }
 
