@@ -108,11 +108,18 @@ func TestEscapeWarningValues(t *testing.T) {
 // A greeting, before STLS (anyone on the path can write it) and after:
 // in serverinfo, in the trace, and as the error of a refused greeting.
 func TestEscapeGreeting(t *testing.T) {
-	e := siEnv(t, false, false, "starttls", "")
-	e.accts[0].noCA = false
-	e.writeConfig()
-	e.srv.Faults.Greeting = "+OK " + hostile
-	e.srv.ExtraCaps = []string{"X-CAP " + hostile}
+	// The server's faults are set before it starts: its sessions read
+	// them.
+	env := func(greeting string) *cliEnv {
+		e := newCLIEnv(t, plainServer(), serverSetup(func(srv *pop3test.Server) {
+			srv.OfferSTLS = true
+			srv.Faults.Greeting = greeting
+			srv.ExtraCaps = []string{"X-CAP " + hostile}
+		}))
+		e.addAccount(&cliAccount{name: "s", user: "alice", password: "secret", tls: "starttls"}, "secret")
+		return e
+	}
+	e := env("+OK " + hostile)
 	r := siRun(e, "serverinfo", "s")
 	if r.code != 0 {
 		t.Fatalf("serverinfo: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -126,8 +133,7 @@ func TestEscapeGreeting(t *testing.T) {
 	r = siRun(e, "-vv", "serverinfo", "s")
 	checkEscaped(t, "serverinfo -vv", r.stderr)
 
-	e.srv.Faults.Greeting = "-ERR [SYS/PERM] " + hostile
-	r = siRun(e, "fetch")
+	r = siRun(env("-ERR [SYS/PERM] "+hostile), "fetch")
 	if r.code != exitUnavailable {
 		t.Errorf("fetch: exit %d", r.code)
 	}
