@@ -361,3 +361,35 @@ func TestReusedUIDNotDeletedUnseen(t *testing.T) {
 		}
 	}
 }
+
+// TestNoUIDLSessionPerBatch: without UIDL nothing is remembered, so a
+// session's deliveries are deleted only by its QUIT: each batch gets a
+// session of its own, and a session that breaks costs at most one batch
+// of duplicates (CONTRACT §5).
+func TestNoUIDLSessionPerBatch(t *testing.T) {
+	f := newFixture(t, 300)
+	f.srv.Faults.HideCaps = []string{"UIDL"}
+	f.srv.Faults.Net = func(session int) *pop3test.NetFault {
+		if session == 2 { // in the second batch
+			return &pop3test.NetFault{After: 5000}
+		}
+		return nil
+	}
+	res, err := f.run(t, Options{})
+	if err == nil || res.Deleted != maildirKind.limits.messages {
+		t.Fatalf("run 1: %+v %v", res, err)
+	}
+	if f.mb.Len() != 300-maildirKind.limits.messages {
+		t.Fatalf("run 1 left %d", f.mb.Len())
+	}
+	if res, err = f.rerun(t, Options{}); err != nil || f.mb.Len() != 0 || res.Listed != 300-maildirKind.limits.messages {
+		t.Fatalf("run 2: %+v %v, %d left", res, err, f.mb.Len())
+	}
+	dups := 0
+	for _, n := range f.deliveredCount(t) {
+		dups += n - 1
+	}
+	if len(f.deliveredCount(t)) != 300 || dups > maildirKind.limits.messages {
+		t.Fatalf("%d delivered, %d duplicates", len(f.deliveredCount(t)), dups)
+	}
+}

@@ -212,7 +212,47 @@ func (r *run) run(ctx context.Context) error {
 	if len(p.fetch) == 0 || r.stopping() {
 		return r.deleteAndQuit(s, p.dele)
 	}
-	return r.fetchSession(s, p)
+	if !r.noUIDL {
+		return r.fetchSession(s, p)
+	}
+	return r.fetchWithoutUIDs(ctx, s, p)
+}
+
+// fetchWithoutUIDs fetches from a server without UIDL, one batch per
+// session: with no UID to remember a message by, what a session delivers
+// is deleted only by its QUIT, so a session that breaks would have every
+// message it delivered delivered again; a session per batch bounds that
+// to one batch (CONTRACT §5).
+func (r *run) fetchWithoutUIDs(ctx context.Context, s *session, p plan) error {
+	kind := kindOf(r.acct.Deliver)
+	if kind == nil {
+		return r.fetchSession(s, p) // says what is wrong
+	}
+	batch := max(kind.limits.messages, 1)
+	wanted, listed := r.res.New, r.res.Listed
+	defer func() { r.res.New, r.res.Listed = wanted, listed }()
+	for {
+		more := len(p.fetch) > batch
+		p.fetch = p.fetch[:min(len(p.fetch), batch)]
+		if err := r.fetchSession(s, p); err != nil || !more || r.res.HungUp || r.stopping() {
+			return err
+		}
+		s.close()
+		var err error
+		if s, err = r.openSession(ctx); err != nil {
+			return err
+		}
+		defer s.close()
+		if p, err = r.plan(s.msgs); err != nil {
+			return err
+		}
+		if a := r.acct; a.MaxMessages > 0 {
+			p.fetch = p.fetch[:min(len(p.fetch), max(a.MaxMessages-r.res.Fetched, 0))]
+		}
+		if len(p.fetch) == 0 {
+			return r.deleteAndQuit(s, nil)
+		}
+	}
 }
 
 // plan makes the run's plan and applies what it says of the cache, with
