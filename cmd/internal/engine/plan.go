@@ -103,7 +103,7 @@ func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, accept
 			continue
 		}
 		recorded := cached && (e.State == uidcache.Retrieved || e.State == uidcache.Deleted)
-		if recorded && e.Size > 0 && e.Size != m.size {
+		if recorded && e.Size > 0 && e.Size != m.size && p.shared[m.uid] == 0 {
 			// RFC 1939 §7 forbids giving a UID to another message, but
 			// some servers do once the first is gone: deleted unseen,
 			// or skipped as retrieved, this one would be lost.
