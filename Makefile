@@ -37,6 +37,8 @@ lint:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+	@# the simulator's checker catches broken engines (built with simbugs only)
+	$(GO) test -tags simbugs -count=1 -run '^TestSimCatchesBugs$$' ./cmd/internal/enginesim
 
 # Each fuzz target for FUZZTIME (CI: a short pass; see README for long runs).
 fuzz:

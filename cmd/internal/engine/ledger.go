@@ -87,6 +87,10 @@ func (l *ledger) refused(m message) { delete(l.unsettled, m.num) }
 
 // delivered notes that the target took m, n octets of it.
 func (l *ledger) delivered(m message, n int64) {
+	if bugDeleBeforeDurable && !l.keep {
+		l.dele = append(l.dele, pendingDele{cmd: l.c.Dele(m.num), uid: m.uid})
+		delete(l.unsettled, m.num)
+	}
 	if len(l.batch) == 0 {
 		l.batchAt = l.now()
 	}
@@ -203,7 +207,7 @@ func (l *ledger) saveEnded(err error) error {
 func (l *ledger) settle(batch []delivered) {
 	for _, d := range batch {
 		delete(l.unsettled, d.msg.num)
-		if !l.keep {
+		if !l.keep && !bugDeleBeforeDurable {
 			l.dele = append(l.dele, pendingDele{cmd: l.c.Dele(d.msg.num), uid: d.msg.uid})
 		}
 	}
@@ -219,7 +223,9 @@ func (l *ledger) flush() error {
 
 // mayQuit reports whether the session may end with QUIT: every message it
 // retrieved is recorded.
-func (l *ledger) mayQuit() bool { return len(l.unsettled) == 0 && len(l.batch) == 0 && l.saved == nil }
+func (l *ledger) mayQuit() bool {
+	return bugQuitAfterUndelivered || len(l.unsettled) == 0 && len(l.batch) == 0 && l.saved == nil
+}
 
 // deleteUnseen marks for deletion messages recorded by an earlier run
 // (delivered in a session whose QUIT never completed, or old enough for
