@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -28,13 +30,17 @@ func daemonCommand(g *globalOptions) *cli.Command {
 		Usage:     "poll: fetch at once, then every interval, until SIGINT or SIGTERM",
 		ArgsUsage: "[ACCOUNT...]",
 		Description: "Fetches the accounts (all, or those named) at once and then every --interval.\n" +
-			"SIGINT or SIGTERM finishes the message in hand, QUITs and exits 0. SIGHUP re-reads\n" +
-			"the configuration; if it is broken, the error is logged and the old one kept.\n" +
-			"An account that keeps failing is polled less often (doubling the wait, up to an\n" +
-			"hour); a server's LOGIN-DELAY is honoured.",
+			"Each account is polled on its own schedule: a slow or stalled server never\n" +
+			"delays another account's poll. SIGINT or SIGTERM finishes the message in hand,\n" +
+			"QUITs and exits 0. SIGHUP re-reads the configuration; if it is broken, the error\n" +
+			"is logged and the old one kept. An account that keeps failing is polled less\n" +
+			"often (doubling the wait, up to an hour); a server's LOGIN-DELAY is honoured.",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "interval", Value: 5 * time.Minute, Usage: "poll every `DURATION`", Destination: &o.interval},
-			&cli.IntFlag{Name: "jobs", Value: 4, Usage: "fetch `N` accounts in parallel", Destination: &o.jobs},
+			// Kept so that existing units and scripts still start: each
+			// account now has a schedule of its own, so none waits for a
+			// slot another holds.
+			&cli.IntFlag{Name: "jobs", Value: 4, Usage: "ignored: every account is polled on its own schedule", Destination: &o.jobs, Hidden: true},
 		},
 		OnUsageError:       onUsageError,
 		CustomHelpTemplate: commandHelp(""),
@@ -48,14 +54,7 @@ func daemonCommand(g *globalOptions) *cli.Command {
 // maxBackoff caps the wait of an account that keeps failing.
 const maxBackoff = time.Hour
 
-// schedule is when each account is next due, and how often it failed in
-// a row.
-type schedule struct {
-	next     map[string]time.Time
-	failures map[string]int
-}
-
-// backoff returns the wait after a round: the interval, doubled for each
+// backoff returns the wait after a poll: the interval, doubled for each
 // failure in a row (at most maxBackoff, or the interval if longer), and at
 // least the server's LOGIN-DELAY.
 func backoff(interval time.Duration, failures int, loginDelay time.Duration) time.Duration {
@@ -80,7 +79,8 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 	if err != nil {
 		return err
 	}
-	if _, err := cfg.Select(o.accounts); err != nil {
+	accts, err := cfg.Select(o.accounts)
+	if err != nil {
 		return err
 	}
 	log := g.logger()
@@ -109,63 +109,125 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 		}
 	}()
 
-	sched := schedule{next: map[string]time.Time{}, failures: map[string]int{}}
+	p := &poller{g: g, interval: o.interval, stop: stop, log: log, workers: map[string]*pollWorker{}}
+	defer p.wait()
+	p.apply(ctx, accts)
 	for {
-		accts, _ := cfg.Select(o.accounts)
-		now := time.Now()
-		var due []*config.Account
-		for _, a := range accts {
-			if next, ok := sched.next[a.Name]; !ok || !now.Before(next) {
-				due = append(due, a)
-			}
-		}
-		if len(due) > 0 {
-			runs, err := fetchAccounts(ctx, g, due, fetchRound{jobs: o.jobs, stop: stop})
-			if err != nil {
-				return err
-			}
-			for _, r := range runs {
-				name := r.acct.Name
-				if r.err != nil {
-					sched.failures[name]++
-					wait := backoff(o.interval, sched.failures[name], r.res.LoginDelay)
-					log.Error(fmt.Sprintf("%v; next try in %v", r.err, wait.Round(time.Second)), "account", name)
-					sched.next[name] = time.Now().Add(wait)
-					continue
-				}
-				sched.failures[name] = 0
-				sched.next[name] = time.Now().Add(backoff(o.interval, 0, r.res.LoginDelay))
-			}
-		}
 		select {
 		case <-stop:
 			return nil
-		default:
-		}
-		wake := time.Now().Add(o.interval)
-		for _, a := range accts {
-			if t := sched.next[a.Name]; t.Before(wake) {
-				wake = t
-			}
-		}
-		timer := time.NewTimer(max(time.Until(wake), 0))
-		select {
-		case <-stop:
-			timer.Stop()
+		case <-ctx.Done():
 			return nil
 		case <-reload:
-			timer.Stop()
 			newCfg, err := loadConfig(g)
+			var accts []*config.Account
 			if err == nil {
-				_, err = newCfg.Select(o.accounts)
+				accts, err = newCfg.Select(o.accounts)
 			}
 			if err != nil {
 				log.Error("configuration not reloaded, keeping the old one: " + err.Error())
 				continue
 			}
-			cfg = newCfg
+			p.apply(ctx, accts)
 			log.Info("configuration reloaded")
-		case <-timer.C:
 		}
 	}
 }
+
+// poller polls each account of the daemon on a schedule of its own: one
+// goroutine an account, with its own timer and backoff, so that one
+// account's session — however slow, however stalled — never delays
+// another's poll.
+type poller struct {
+	g        *globalOptions
+	interval time.Duration
+	stop     <-chan struct{} // closed: finish the polls in hand, then end
+	log      *slog.Logger
+
+	wg      sync.WaitGroup
+	workers map[string]*pollWorker // by account name
+}
+
+// pollWorker is the goroutine of one account.
+type pollWorker struct {
+	update chan *config.Account // the account's new settings, for the next poll
+	quit   chan struct{}        // closed: the account left the configuration
+}
+
+// apply makes the workers match accts: an account that is new is polled
+// at once, one that stays gets its new settings from its next poll on
+// (without being polled sooner), one that is gone ends once its poll in
+// hand, if any, is done.
+func (p *poller) apply(ctx context.Context, accts []*config.Account) {
+	keep := make(map[string]bool, len(accts))
+	for _, a := range accts {
+		keep[a.Name] = true
+		if w, ok := p.workers[a.Name]; ok {
+			select { // only the latest settings matter
+			case <-w.update:
+			default:
+			}
+			w.update <- a
+			continue
+		}
+		w := &pollWorker{update: make(chan *config.Account, 1), quit: make(chan struct{})}
+		p.workers[a.Name] = w
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.poll(ctx, w, a)
+		}()
+	}
+	for name, w := range p.workers {
+		if !keep[name] {
+			close(w.quit)
+			delete(p.workers, name)
+		}
+	}
+}
+
+// poll fetches a at once and then whenever its wait is over, until the
+// daemon stops or a leaves the configuration.
+func (p *poller) poll(ctx context.Context, w *pollWorker, a *config.Account) {
+	failures := 0
+	for {
+		// Polls run side by side, one account each: progress bars would
+		// overwrite one another, and a daemon's output is a log anyway.
+		runs, err := fetchAccounts(ctx, p.g, []*config.Account{a}, fetchRound{jobs: 1, stop: p.stop, noProgress: true})
+		if err != nil {
+			p.log.Error(err.Error(), "account", a.Name)
+			return
+		}
+		r := runs[0]
+		var wait time.Duration
+		if r.err != nil {
+			failures++
+			wait = backoff(p.interval, failures, r.res.LoginDelay)
+			p.log.Error(fmt.Sprintf("%v; next try in %v", r.err, wait.Round(time.Second)), "account", a.Name)
+		} else {
+			failures = 0
+			wait = backoff(p.interval, 0, r.res.LoginDelay)
+		}
+		timer := time.NewTimer(wait)
+	waiting:
+		for {
+			select {
+			case <-timer.C:
+				break waiting
+			case a = <-w.update:
+			case <-w.quit:
+				timer.Stop()
+				return
+			case <-p.stop:
+				timer.Stop()
+				return
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			}
+		}
+	}
+}
+
+// wait waits for every worker to end: for the polls in hand to finish.
+func (p *poller) wait() { p.wg.Wait() }

@@ -114,6 +114,7 @@ type fetchRound struct {
 	jobs           int
 	acceptAllAsNew bool
 	stop           <-chan struct{} // closed: finish gracefully
+	noProgress     bool            // no progress bars, whatever --progress says
 	prompt         func(string) (string, error)
 	// sayNoMail: on a terminal, an account without new mail says so.
 	sayNoMail bool
@@ -123,7 +124,11 @@ type fetchRound struct {
 // own progress bar on a terminal, and returns each one's outcome in the
 // order given.
 func fetchAccounts(ctx context.Context, g *globalOptions, accts []*config.Account, r fetchRound) ([]accountRun, error) {
-	ui, err := newProgressUI(g.progress, g.quiet, g.stderr)
+	mode := g.progress
+	if r.noProgress {
+		mode = "never"
+	}
+	ui, err := newProgressUI(mode, g.quiet, g.stderr)
 	if err != nil {
 		return nil, err
 	}
