@@ -186,7 +186,8 @@ var keyTable = []Key{
 		parse: boolValue,
 		set:   func(a *Account, v any) { a.ReceivedHeader = v.(bool) }},
 	{Name: "timeout", Example: `"60s"`, Type: "duration", Default: `"60s"`,
-		Doc:   "The connect timeout, and how long any network read or write may stall.",
+		Doc: "How long the server may keep popfetch waiting: connecting, and each answer; while it sends, " +
+			"each timeout spent waiting must bring 4 KiB or the end of the answer.",
 		parse: durationValue,
 		set: func(a *Account, v any) {
 			if d := v.(time.Duration); d != 0 {
