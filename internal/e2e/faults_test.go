@@ -653,7 +653,7 @@ func TestFaultStall(t *testing.T) {
 				start := time.Now()
 				r := e.fetch()
 				took := time.Since(start)
-				checkExit(t, r, 69, "sent nothing for 1s", "timeout")
+				checkExit(t, r, 69, "stalled for 1s", "timeout")
 				if took > 10*time.Second {
 					t.Fatalf("gave up after %v, with a timeout of 1s", took)
 				}
@@ -677,7 +677,7 @@ func TestFaultStallBinary(t *testing.T) {
 		start := time.Now()
 		r := popfetch(t, nil, "-c", e.cfg, "fetch")
 		took := time.Since(start)
-		checkExit(t, r, 69, "sent nothing for 2s", "i/o timeout")
+		checkExit(t, r, 69, "stalled for 2s", "i/o timeout")
 		if took > 20*time.Second {
 			t.Fatalf("gave up after %v, with a timeout of 2s", took)
 		}

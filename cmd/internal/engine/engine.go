@@ -121,12 +121,13 @@ func Run(ctx context.Context, opts Options) (Result, error) {
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() && !errors.Is(err, context.DeadlineExceeded) {
 		// "i/o timeout" deep in the chain does not say whose: a server
-		// that stopped sending for longer than the account's timeout
+		// that stalled, or trickled less than pop3.DefaultMinProgress
+		// octets, for longer than the account's timeout
 		timeout := r.acct.Timeout
 		if timeout <= 0 {
 			timeout = pop3.DefaultTimeout
 		}
-		err = fmt.Errorf("the server sent nothing for %v (the account's timeout): %w", timeout, err)
+		err = fmt.Errorf("the server stalled for %v (the account's timeout): %w", timeout, err)
 	}
 	return r.res, err
 }

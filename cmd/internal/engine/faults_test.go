@@ -379,7 +379,7 @@ func TestStallMidRETR(t *testing.T) {
 	_, err := f.run(t, Options{})
 	elapsed := time.Since(start)
 	var ne net.Error
-	if !errors.As(err, &ne) || !ne.Timeout() || !strings.Contains(err.Error(), "sent nothing for 1s") {
+	if !errors.As(err, &ne) || !ne.Timeout() || !strings.Contains(err.Error(), "stalled for 1s") {
 		t.Fatalf("got %v, want a timeout that says so", err)
 	}
 	if elapsed > 10*time.Second {
