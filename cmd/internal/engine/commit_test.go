@@ -362,6 +362,24 @@ func TestReusedUIDNotDeletedUnseen(t *testing.T) {
 	}
 }
 
+// TestSharedUIDSizesKeep: two messages of different sizes listed under
+// one UID (against RFC 1939 §7), in keep mode: both are retrieved once,
+// and never again, though the cache can record one size for the UID (a
+// size that differs is no sign of a reused UID here).
+func TestSharedUIDSizesKeep(t *testing.T) {
+	f := newFixture(t, 0)
+	f.acct.Keep = true
+	f.mb.AddWithUID("dup", testMessage(1))
+	f.mb.AddWithUID("dup", append(testMessage(2), "a longer body\n"...))
+	f.start(t)
+	for run, want := range []int{2, 0, 0} {
+		res, err := f.run(t, Options{})
+		if err != nil || res.Fetched != want {
+			t.Fatalf("run %d: %+v %v, want %d fetched", run+1, res, err, want)
+		}
+	}
+}
+
 // TestNoUIDLSessionPerBatch: without UIDL nothing is remembered, so a
 // session's deliveries are deleted only by its QUIT: each batch gets a
 // session of its own, and a session that breaks costs at most one batch

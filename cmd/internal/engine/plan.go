@@ -106,7 +106,9 @@ func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, accept
 		if recorded && e.Size > 0 && e.Size != m.size && p.shared[m.uid] == 0 {
 			// RFC 1939 §7 forbids giving a UID to another message, but
 			// some servers do once the first is gone: deleted unseen,
-			// or skipped as retrieved, this one would be lost.
+			// or skipped as retrieved, this one would be lost. A UID
+			// listed for several messages at once has several sizes and
+			// one record: its size tells nothing (below for those).
 			p.reused = append(p.reused, m)
 			recorded, cached = false, false
 		}
