@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -409,5 +410,34 @@ func TestNoUIDLSessionPerBatch(t *testing.T) {
 	}
 	if len(f.deliveredCount(t)) != 300 || dups > maildirKind.limits.messages {
 		t.Fatalf("%d delivered, %d duplicates", len(f.deliveredCount(t)), dups)
+	}
+}
+
+// TestLoginDelayAfterDeletions: a server with LOGIN-DELAY refuses a login
+// sooner than that after the last. When a run must first commit the
+// deletions an earlier session left (a session that retrieves nothing),
+// it stops there: the new mail waits for the next run, and the run does
+// not fail on the refused second login.
+func TestLoginDelayAfterDeletions(t *testing.T) {
+	f := newFixture(t, 0)
+	f.mb.AddWithUID("old", testMessage(1))
+	f.mb.AddWithUID("new", testMessage(2))
+	f.srv.ExtraCaps = []string{"LOGIN-DELAY 60"}
+	var logins atomic.Int32
+	f.srv.Faults.RefuseLogin = func(string) string {
+		if logins.Add(1) > 1 {
+			return "-ERR [LOGIN-DELAY] wait a minute"
+		}
+		return ""
+	}
+	f.start(t)
+	c, _ := uidcache.Open(f.acct.StateDir, f.acct.Key())
+	c.Put("old", uidcache.Entry{Seen: time.Now(), State: uidcache.Deleted, Size: f.mb.Messages()[0].Size()})
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.run(t, Options{})
+	if err != nil || res.Deleted != 1 || res.Fetched != 0 || f.mb.Len() != 1 || logins.Load() != 1 {
+		t.Fatalf("%+v %v, %d left, %d logins", res, err, f.mb.Len(), logins.Load())
 	}
 }

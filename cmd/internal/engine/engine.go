@@ -202,6 +202,14 @@ func (r *run) run(ctx context.Context) error {
 			return err
 		}
 		s.close()
+		if r.res.LoginDelay > 0 {
+			// RFC 2449 §6.5: the server refuses a login sooner than
+			// LOGIN-DELAY after the last; the new mail waits for the
+			// next run rather than fail this one.
+			r.log.Info("deletions committed; the server allows one login per LOGIN-DELAY, so new mail waits for the next run",
+				"login-delay", r.res.LoginDelay)
+			return nil
+		}
 		if s, err = r.openSession(ctx); err != nil {
 			return err
 		}
@@ -237,6 +245,10 @@ func (r *run) fetchWithoutUIDs(ctx context.Context, s *session, p plan) error {
 		p.fetch = p.fetch[:min(len(p.fetch), batch)]
 		if err := r.fetchSession(s, p); err != nil || !more || r.res.HungUp || r.stopping() {
 			return err
+		}
+		if r.res.LoginDelay > 0 {
+			// one login per LOGIN-DELAY (RFC 2449 §6.5): the rest next run
+			return nil
 		}
 		s.close()
 		var err error
@@ -412,7 +424,11 @@ func (r *run) noteBreak(m message) {
 // the server, unrecorded, and the run goes on (CONTRACT §5).
 func (r *run) messageFailed(m message, err error) {
 	r.res.Failed++
-	r.log.Warn("message not delivered; it stays on the server", "uid", m.uid, "number", m.num, "error", err)
+	if r.noUIDL {
+		r.log.Warn("message not delivered; it stays on the server", "number", m.num, "error", err)
+	} else {
+		r.log.Warn("message not delivered; it stays on the server", "uid", m.uid, "number", m.num, "error", err)
+	}
 	if r.failure == nil {
 		r.failure = fmt.Errorf("message %d (uid %q) not delivered: %w", m.num, m.uid, err)
 	}
