@@ -40,6 +40,8 @@ want libc6-dev         /usr/include/stdio.h
 want file              /usr/bin/file
 want util-linux        /usr/bin/setpriv /usr/bin/script
 want fish              /usr/bin/fish  # its completion script is tested in fish itself
+want fetchmail         /usr/bin/fetchmail  # config import checked against their own readers
+want mpop              /usr/bin/mpop
 
 [ -z "$need" ] && exit 0
 
