@@ -30,6 +30,8 @@ type globalOptions struct {
 	// shown are the delivery errors that the lines about each message
 	// have shown already.
 	shown shownErrors
+	// timestamps starts each logged line with the time (the daemon's).
+	timestamps bool
 }
 
 func (g *globalOptions) logger() *slog.Logger {
@@ -38,7 +40,11 @@ func (g *globalOptions) logger() *slog.Logger {
 
 // loggerTo is logger writing to w.
 func (g *globalOptions) loggerTo(w io.Writer) *slog.Logger {
-	return newLoggerShown(w, levelFor(g.verbose, g.quiet), &g.shown)
+	l := newLoggerShown(w, levelFor(g.verbose, g.quiet), &g.shown)
+	if g.timestamps {
+		l = slog.New(l.Handler().(*lineHandler).withTimestamps())
+	}
+	return l
 }
 
 // Main runs popfetch with args (os.Args) and returns the exit code.

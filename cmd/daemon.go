@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 )
@@ -30,8 +33,10 @@ func daemonCommand(g *globalOptions) *cli.Command {
 		Description: "Fetches the accounts (all, or those named) at once and then every --interval.\n" +
 			"SIGINT or SIGTERM finishes the message in hand, QUITs and exits 0. SIGHUP re-reads\n" +
 			"the configuration; if it is broken, the error is logged and the old one kept.\n" +
-			"An account that keeps failing is polled less often (doubling the wait, up to an\n" +
-			"hour); a server's LOGIN-DELAY is honoured.",
+			"SIGUSR1 polls every account now. An account that keeps failing is polled less\n" +
+			"often (doubling the wait, up to an hour); a server's LOGIN-DELAY is honoured.\n" +
+			"Each line it writes starts with the time, unless standard error is the systemd\n" +
+			"journal ($JOURNAL_STREAM), which has its own; -v says when it starts.",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "interval", Value: 5 * time.Minute, Usage: "poll every `DURATION`", Destination: &o.interval},
 			&cli.IntFlag{Name: "jobs", Value: 4, Usage: "fetch `N` accounts in parallel", Destination: &o.jobs},
@@ -83,14 +88,18 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 	if _, err := cfg.Select(o.accounts); err != nil {
 		return err
 	}
+	// A daemon's lines are a log, read later: each says when, unless
+	// the journal, which stamps them itself, is reading them.
+	g.timestamps = !stderrIsJournal(g.stderr)
 	log := g.logger()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan struct{})
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	reload := make(chan struct{}, 1)
+	pollNow := make(chan struct{}, 1)
 	go func() {
 		stopping := false
 		for s := range sigs {
@@ -98,6 +107,11 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 			case s == syscall.SIGHUP:
 				select {
 				case reload <- struct{}{}:
+				default:
+				}
+			case s == syscall.SIGUSR1:
+				select {
+				case pollNow <- struct{}{}:
 				default:
 				}
 			case !stopping:
@@ -109,6 +123,14 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 		}
 	}()
 
+	if accts, _ := cfg.Select(o.accounts); len(accts) > 0 {
+		names := make([]string, len(accts))
+		for i, a := range accts {
+			names[i] = a.Name
+		}
+		log.Info(fmt.Sprintf("daemon started (pid %d): %s, every %v; SIGHUP re-reads %s, SIGUSR1 polls now",
+			os.Getpid(), strings.Join(names, ", "), o.interval, cfg.Path))
+	}
 	sched := schedule{next: map[string]time.Time{}, failures: map[string]int{}}
 	for {
 		accts, _ := cfg.Select(o.accounts)
@@ -165,7 +187,30 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 			}
 			cfg = newCfg
 			log.Info("configuration reloaded")
+		case <-pollNow:
+			timer.Stop()
+			log.Info("SIGUSR1: polling every account now")
+			clear(sched.next)
 		case <-timer.C:
 		}
 	}
+}
+
+// stderrIsJournal reports whether w is the stream systemd connected to
+// the journal: $JOURNAL_STREAM names its device and inode
+// (systemd.exec(5)), which the journal stamps with the time itself.
+func stderrIsJournal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	var dev, ino uint64
+	if _, err := fmt.Sscanf(os.Getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return uint64(st.Dev) == dev && uint64(st.Ino) == ino
 }
