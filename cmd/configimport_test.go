@@ -55,15 +55,6 @@ func findAccount(t *testing.T, cfg *config.Config, name string) *config.Account 
 	return nil
 }
 
-// needTool fails the test unless the program is installed
-// (scripts/test-deps.sh installs fetchmail and mpop).
-func needTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is needed (scripts/test-deps.sh installs it): %v", name, err)
-	}
-}
-
 // TestImportFetchmail translates a .fetchmailrc with tricky quoting and
 // checks each account against what fetchmail itself makes of the file
 // (fetchmail --configdump): server, port, user, password, keep, fetchall,

@@ -39,16 +39,9 @@ func withSecretService(t *testing.T) bool {
 		waitForSecretService(t)
 		return true
 	}
-	var missing []string
-	for _, tool := range []string{"dbus-run-session", "gnome-keyring-daemon"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) > 0 {
-		t.Fatalf("%s not found: the keyring tests need a real Secret Service; "+
-			"install it with: apt-get install gnome-keyring dbus dbus-x11 (as scripts/test-deps.sh does)", strings.Join(missing, " and "))
-	}
+	// A real Secret Service: gnome-keyring on a private bus.
+	needTool(t, "dbus-run-session")
+	needTool(t, "gnome-keyring-daemon")
 	dir := t.TempDir()
 	runtime := filepath.Join(dir, "run")
 	if err := os.Mkdir(runtime, 0o700); err != nil {

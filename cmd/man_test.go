@@ -54,10 +54,7 @@ func TestManPage(t *testing.T) {
 	}
 	walk(newApp(&globalOptions{}).Commands, "")
 
-	if _, err := exec.LookPath("groff"); err != nil {
-		t.Fatalf("groff is needed to read the page: %v", err)
-	}
-	cmd := exec.Command("groff", "-man", "-Tutf8", "-ww", "-z")
+	cmd := exec.Command(needTool(t, "groff"), "-man", "-Tutf8", "-ww", "-z")
 	cmd.Stdin = strings.NewReader(out)
 	if msg, err := cmd.CombinedOutput(); err != nil || len(msg) > 0 {
 		t.Errorf("groff: %v\n%s", err, msg)
