@@ -137,6 +137,10 @@ func TestPasswordKeyring(t *testing.T) {
 	if pw, err := keyring.Get("popfetch", key); err != nil || pw != "s3cret pass" {
 		t.Fatalf("keyring holds %q, %v", pw, err)
 	}
+	// The password_command that the message for cron suggests finds it.
+	if out, err := exec.Command(needTool(t, "secret-tool"), "lookup", "service", keyringService, "username", key).Output(); err != nil || string(out) != "s3cret pass" {
+		t.Errorf("secret-tool lookup service popfetch username %s: %q, %v", key, out, err)
+	}
 	e.mustRun(0, "fetch")
 	if n := e.delivered(a); n != 1 {
 		t.Fatalf("%d messages delivered, want 1", n)
