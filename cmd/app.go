@@ -30,6 +30,8 @@ type globalOptions struct {
 	// shown are the delivery errors that the lines about each message
 	// have shown already.
 	shown shownErrors
+	// timestamps starts each logged line with the time (the daemon's).
+	timestamps bool
 }
 
 func (g *globalOptions) logger() *slog.Logger {
@@ -38,22 +40,12 @@ func (g *globalOptions) logger() *slog.Logger {
 
 // loggerTo is logger writing to w.
 func (g *globalOptions) loggerTo(w io.Writer) *slog.Logger {
-	return newLoggerShown(w, levelFor(g.verbose, g.quiet), &g.shown)
+	l := newLoggerShown(w, levelFor(g.verbose, g.quiet), &g.shown)
+	if g.timestamps {
+		l = slog.New(l.Handler().(*lineHandler).withTimestamps())
+	}
+	return l
 }
-
-const exitStatusHelp = `
-EXIT STATUS
-   0   success, whether or not there was new mail (check: there is new mail)
-   1   check only: no new mail
-   64  bad command line
-   65  the UID cache does not match the server (see --accept-all-as-new)
-   69  server unreachable, connection lost, TLS failure, or SYS/PERM
-   74  local delivery failed (disk full, MDA failed, mbox locked too long)
-   75  temporary: account locked by another popfetch, IN-USE, LOGIN-DELAY,
-       SYS/TEMP, or an MDA asked to try later
-   76  the server broke the protocol
-   77  authentication failed
-   78  configuration error, or no credential found`
 
 // Main runs popfetch with args (os.Args) and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -97,6 +89,7 @@ func init() {
 	// urfave's default --version has the alias -v, which is ours for
 	// verbosity.
 	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version"}
+	cli.FlagStringer = flagString
 }
 
 func newApp(g *globalOptions) *cli.App {
@@ -148,7 +141,7 @@ func (g *globalOptions) flags() []cli.Flag {
 	config := &cli.StringFlag{Name: "config", Aliases: []string{"c"}, Usage: "read the configuration from `FILE`", Category: globalCategory}
 	verbose := &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "say what each account did; twice (-vv): trace the protocol, secrets redacted", Category: globalCategory}
 	quiet := &cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing but errors", Category: globalCategory}
-	progress := &cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress bars: `WHEN` auto (on a terminal), always or never", Category: globalCategory}
+	progress := &cli.StringFlag{Name: "progress", Value: "auto", Usage: "draw progress bars `WHEN`: auto (on a terminal), always or never", Category: globalCategory}
 	return []cli.Flag{config, verbose, quiet, progress}
 }
 

@@ -113,14 +113,7 @@ func manCommand(g *globalOptions) *cli.Command {
 		Name:   "man",
 		Usage:  "print the manual page (roff)",
 		Hidden: true,
-		Action: func(c *cli.Context) error {
-			s, err := c.App.ToManWithSection(1)
-			if err != nil {
-				return err
-			}
-			fmt.Fprint(g.stdout, s)
-			return nil
-		},
+		Action: func(c *cli.Context) error { return writeMan(g.stdout, c.App) },
 	}
 }
 

@@ -48,7 +48,7 @@ func configCommand(g *globalOptions) *cli.Command {
 				}
 				return runConfigInit(g, &configInitOptions{})
 			},
-		}},
+		}, configImportCommand(g)},
 	}
 }
 

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 )
@@ -32,9 +35,12 @@ func daemonCommand(g *globalOptions) *cli.Command {
 		Description: "Fetches the accounts (all, or those named) at once and then every --interval.\n" +
 			"Each account is polled on its own schedule: a slow or stalled server never\n" +
 			"delays another account's poll. SIGINT or SIGTERM finishes the message in hand,\n" +
-			"QUITs and exits 0. SIGHUP re-reads the configuration; if it is broken, the error\n" +
-			"is logged and the old one kept. An account that keeps failing is polled less\n" +
-			"often (doubling the wait, up to an hour); a server's LOGIN-DELAY is honoured.",
+			"ends the session and exits 0. SIGHUP re-reads the configuration; if it is broken,\n" +
+			"the error is logged and the old one kept. SIGUSR1 polls every account now. An\n" +
+			"account that keeps failing is polled less often (doubling the wait, up to an\n" +
+			"hour); a server's LOGIN-DELAY is honoured. Each line it writes starts with the\n" +
+			"time, unless standard error is the systemd journal ($JOURNAL_STREAM), which has\n" +
+			"its own; -v says when it starts.",
 		Flags: []cli.Flag{
 			&cli.DurationFlag{Name: "interval", Value: 5 * time.Minute, Usage: "poll every `DURATION`", Destination: &o.interval},
 			// Kept so that existing units and scripts still start: each
@@ -83,14 +89,18 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 	if err != nil {
 		return err
 	}
+	// A daemon's lines are a log, read later: each says when, unless
+	// the journal, which stamps them itself, is reading them.
+	g.timestamps = !stderrIsJournal(g.stderr)
 	log := g.logger()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := make(chan struct{})
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	reload := make(chan struct{}, 1)
+	pollNow := make(chan struct{}, 1)
 	go func() {
 		stopping := false
 		for s := range sigs {
@@ -98,6 +108,11 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 			case s == syscall.SIGHUP:
 				select {
 				case reload <- struct{}{}:
+				default:
+				}
+			case s == syscall.SIGUSR1:
+				select {
+				case pollNow <- struct{}{}:
 				default:
 				}
 			case !stopping:
@@ -109,6 +124,12 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 		}
 	}()
 
+	names := make([]string, len(accts))
+	for i, a := range accts {
+		names[i] = a.Name
+	}
+	log.Info(fmt.Sprintf("daemon started (pid %d): %s, every %v; SIGHUP re-reads %s, SIGUSR1 polls now",
+		os.Getpid(), strings.Join(names, ", "), o.interval, cfg.Path))
 	p := &poller{g: g, interval: o.interval, stop: stop, log: log, workers: map[string]*pollWorker{}}
 	defer p.wait()
 	p.apply(ctx, accts)
@@ -130,6 +151,9 @@ func runDaemon(ctx context.Context, g *globalOptions, o *daemonOptions) error {
 			}
 			p.apply(ctx, accts)
 			log.Info("configuration reloaded")
+		case <-pollNow:
+			log.Info("SIGUSR1: polling every account now")
+			p.pollAll()
 		}
 	}
 }
@@ -151,7 +175,19 @@ type poller struct {
 // pollWorker is the goroutine of one account.
 type pollWorker struct {
 	update chan *config.Account // the account's new settings, for the next poll
+	now    chan struct{}        // poll now, if waiting (SIGUSR1)
 	quit   chan struct{}        // closed: the account left the configuration
+}
+
+// pollAll makes every account that waits for its next poll poll now; an
+// account polling already is not polled again.
+func (p *poller) pollAll() {
+	for _, w := range p.workers {
+		select {
+		case w.now <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // apply makes the workers match accts: an account that is new is polled
@@ -170,7 +206,7 @@ func (p *poller) apply(ctx context.Context, accts []*config.Account) {
 			w.update <- a
 			continue
 		}
-		w := &pollWorker{update: make(chan *config.Account, 1), quit: make(chan struct{})}
+		w := &pollWorker{update: make(chan *config.Account, 1), now: make(chan struct{}, 1), quit: make(chan struct{})}
 		p.workers[a.Name] = w
 		p.wg.Add(1)
 		go func() {
@@ -214,6 +250,9 @@ func (p *poller) poll(ctx context.Context, w *pollWorker, a *config.Account) {
 			select {
 			case <-timer.C:
 				break waiting
+			case <-w.now:
+				timer.Stop()
+				break waiting
 			case a = <-w.update:
 			case <-w.quit:
 				timer.Stop()
@@ -231,3 +270,22 @@ func (p *poller) poll(ctx context.Context, w *pollWorker, a *config.Account) {
 
 // wait waits for every worker to end: for the polls in hand to finish.
 func (p *poller) wait() { p.wg.Wait() }
+
+// stderrIsJournal reports whether w is the stream systemd connected to
+// the journal: $JOURNAL_STREAM names its device and inode
+// (systemd.exec(5)), which the journal stamps with the time itself.
+func stderrIsJournal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	var dev, ino uint64
+	if _, err := fmt.Sscanf(os.Getenv("JOURNAL_STREAM"), "%d:%d", &dev, &ino); err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return uint64(st.Dev) == dev && uint64(st.Ino) == ino
+}

@@ -36,7 +36,7 @@ func (fo *fetchOptions) flags() []cli.Flag {
 		&cli.BoolFlag{Name: "keep", Usage: "leave the messages on the server", Destination: &fo.keep},
 		&cli.BoolFlag{Name: "no-keep", Usage: "delete the messages from the server once delivered", Destination: &fo.noKeep},
 		&cli.BoolFlag{Name: "all", Usage: "also retrieve messages retrieved before", Destination: &fo.all},
-		&cli.IntFlag{Name: "limit", Usage: "retrieve at most `N` messages per account", Destination: &fo.limit},
+		&cli.IntFlag{Name: "limit", Usage: "retrieve at most `N` messages per account (0: no limit)", Destination: &fo.limit},
 		&cli.StringFlag{Name: "max-size", Usage: "leave messages larger than `SIZE` (e.g. 25MB, 10MiB) on the server", Destination: &fo.maxSize},
 		&cli.IntFlag{Name: "jobs", Value: 4, Usage: "fetch `N` accounts in parallel", Destination: &fo.jobs},
 		&cli.BoolFlag{Name: "accept-all-as-new", Usage: "fetch even when no remembered UID is on the server (the cache tripwire)", Destination: &fo.acceptAllAsNew},

@@ -39,16 +39,9 @@ func withSecretService(t *testing.T) bool {
 		waitForSecretService(t)
 		return true
 	}
-	var missing []string
-	for _, tool := range []string{"dbus-run-session", "gnome-keyring-daemon"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) > 0 {
-		t.Fatalf("%s not found: the keyring tests need a real Secret Service; "+
-			"install it with: apt-get install gnome-keyring dbus dbus-x11 (as scripts/test-deps.sh does)", strings.Join(missing, " and "))
-	}
+	// A real Secret Service: gnome-keyring on a private bus.
+	needTool(t, "dbus-run-session")
+	needTool(t, "gnome-keyring-daemon")
 	dir := t.TempDir()
 	runtime := filepath.Join(dir, "run")
 	if err := os.Mkdir(runtime, 0o700); err != nil {
@@ -143,6 +136,10 @@ func TestPasswordKeyring(t *testing.T) {
 	})
 	if pw, err := keyring.Get("popfetch", key); err != nil || pw != "s3cret pass" {
 		t.Fatalf("keyring holds %q, %v", pw, err)
+	}
+	// The password_command that the message for cron suggests finds it.
+	if out, err := exec.Command(needTool(t, "secret-tool"), "lookup", "service", keyringService, "username", key).Output(); err != nil || string(out) != "s3cret pass" {
+		t.Errorf("secret-tool lookup service popfetch username %s: %q, %v", key, out, err)
 	}
 	e.mustRun(0, "fetch")
 	if n := e.delivered(a); n != 1 {

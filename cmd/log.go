@@ -39,6 +39,14 @@ type lineHandler struct {
 	level slog.Leveler
 	attrs []slog.Attr
 	shown *shownErrors // nil: not recorded
+	stamp bool         // start each line with the local time
+}
+
+// withTimestamps returns h writing the time before each line.
+func (h *lineHandler) withTimestamps() *lineHandler {
+	h2 := *h
+	h2.stamp = true
+	return &h2
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
@@ -68,6 +76,9 @@ func (h *lineHandler) Handle(_ context.Context, r slog.Record) error {
 		return nil
 	}
 	var b strings.Builder
+	if h.stamp {
+		b.WriteString(r.Time.Format("2006-01-02 15:04:05 "))
+	}
 	b.WriteString("popfetch: ")
 	for _, a := range attrs {
 		if a.Key == "account" {

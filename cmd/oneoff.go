@@ -30,8 +30,8 @@ const oneOffCategory = "one-off account, without a configuration file"
 func (o *oneOffOptions) identityFlags(what string) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "host", Usage: what + " the server `HOST`, instead of a configured ACCOUNT", Destination: &o.host, Category: oneOffCategory},
-		&cli.IntFlag{Name: "port", Usage: "the server's `PORT` (default: 995, or 110 without implicit TLS)", Destination: &o.port, Category: oneOffCategory, DefaultText: "995/110"},
-		&cli.StringFlag{Name: "tls", Value: "implicit", Usage: "`MODE`: implicit, starttls or none", Destination: &o.tls, Category: oneOffCategory},
+		&cli.IntFlag{Name: "port", Usage: "the server's `PORT`", Destination: &o.port, Category: oneOffCategory, DefaultText: "995, or 110 without implicit TLS"},
+		&cli.StringFlag{Name: "tls", Value: "implicit", Usage: "`MODE`: implicit, starttls or none", Destination: &o.tls, Category: oneOffCategory, DefaultText: "implicit"},
 		&cli.StringFlag{Name: "user", Usage: "log in as `USER`", Destination: &o.user, Category: oneOffCategory},
 	}
 }

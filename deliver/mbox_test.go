@@ -89,11 +89,19 @@ func python3(t testing.TB) string {
 	return pythonPath
 }
 
+// requireTool returns the path of a program the test needs. Without it
+// the test is skipped, but fails under make test (POPFETCH_TEST_STRICT=1),
+// which installs every tool first (scripts/test-deps.sh): there, no test
+// may skip.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s not installed: %v", name, err)
+	switch {
+	case err == nil:
+	case os.Getenv("POPFETCH_TEST_STRICT") == "1":
+		t.Fatalf("%s not installed (scripts/test-deps.sh installs it): %v", name, err)
+	default:
+		t.Skipf("%s not installed (scripts/test-deps.sh installs it): %v", name, err)
 	}
 	return p
 }

@@ -40,6 +40,9 @@ want libc6-dev         /usr/include/stdio.h
 want file              /usr/bin/file
 want util-linux        /usr/bin/setpriv /usr/bin/script
 want fish              /usr/bin/fish  # its completion script is tested in fish itself
+want fetchmail         /usr/bin/fetchmail  # config import checked against their own readers
+want mpop              /usr/bin/mpop
+want groff-base        /usr/bin/groff  # reads the manual page, warnings are errors
 
 [ -z "$need" ] && exit 0
 

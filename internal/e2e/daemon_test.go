@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -224,5 +225,79 @@ func TestDaemonSignalsAtRandom(t *testing.T) {
 		t.Logf("round %d: %v after the daemon delivered %d of %d", round, sig, len(delivered), n)
 		mustRun(t, 0, "-c", d.cfg)
 		checkDelivered(t, maildirMessages(t, md), msgs)
+	}
+}
+
+// TestDaemonLogAndPollNow: the daemon's lines start with the time, -v says
+// when it starts, and SIGUSR1 polls at once however long the interval; with
+// standard error the journal's ($JOURNAL_STREAM), the lines have no time of
+// their own (issue 12, point 15).
+func TestDaemonLogAndPollNow(t *testing.T) {
+	d := newDaemonServer(t)
+	mb := d.srv.AddUser("alice", "secret")
+	msgs := mailgen.Traps(6, 3)
+	for _, m := range msgs[:3] {
+		mb.Add(m)
+	}
+	d.write(t, "alice")
+	md := filepath.Join(d.dir, "alice")
+	dm := startDaemon(t, "-c", d.cfg, "daemon", "-v", "--interval", "1h")
+	waitFor(t, "the first poll", func() bool { return countNew(md) == 3 })
+	for _, m := range msgs[3:] {
+		mb.Add(m)
+	}
+	dm.cmd.Process.Signal(syscall.SIGUSR1)
+	waitFor(t, "the poll of SIGUSR1", func() bool { return countNew(md) == 6 })
+	if code := dm.stop(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit %d\n%s", code, dm.stderr)
+	}
+	out := dm.stderr.String()
+	stamped := regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d popfetch: `)
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if !stamped.MatchString(l) {
+			t.Errorf("a line without the time: %q", l)
+		}
+	}
+	for _, want := range []string{
+		fmt.Sprintf("popfetch: daemon started (pid %d): alice, every 1h0m0s; SIGHUP re-reads %s, SIGUSR1 polls now\n", dm.cmd.Process.Pid, d.cfg),
+		"popfetch: SIGUSR1: polling every account now\n",
+		"popfetch: alice: 3 new, 3 fetched",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the log lacks %q:\n%s", want, out)
+		}
+	}
+
+	// The journal's stream: systemd says which it is in JOURNAL_STREAM.
+	journal, err := os.Create(filepath.Join(d.dir, "journal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer journal.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(journal.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(popfetchBin, "-c", d.cfg, "daemon", "-v", "--interval", "1h")
+	cmd.Stderr = journal
+	cmd.Env = append(os.Environ(), fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sessions := d.srv.Sessions()
+	waitFor(t, "the journal daemon's first poll", func() bool { return d.srv.Sessions() > sessions })
+	waitFor(t, "its summary", func() bool {
+		b, _ := os.ReadFile(journal.Name())
+		return strings.Contains(string(b), "popfetch: alice: 0 new")
+	})
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("daemon: %v", err)
+	}
+	b, _ := os.ReadFile(journal.Name())
+	for _, l := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+		if !strings.HasPrefix(l, "popfetch: ") {
+			t.Errorf("a line with the time, for the journal: %q", l)
+		}
 	}
 }

@@ -32,9 +32,7 @@ func TestKeyringUnderCronStartsNothing(t *testing.T) {
 	// With these missing the old bug could not show: the test would prove
 	// nothing (scripts/test-deps.sh installs them).
 	for _, tool := range []string{"dbus-launch", "dbus-daemon", "gnome-keyring-daemon"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is needed (scripts/test-deps.sh installs it): %v", tool, err)
-		}
+		needTool(t, tool)
 	}
 	srv := pop3test.NewServer()
 	srv.AddUser("cron", "pw").Add([]byte("Subject: x\n\nbody\n"))

@@ -260,3 +260,20 @@ func (p *cutBeforeQuit) serve() {
 		}()
 	}
 }
+
+// needTool returns the path of a program the test needs. Without it the
+// test is skipped, but fails under make test (POPFETCH_TEST_STRICT=1),
+// which installs every tool first (scripts/test-deps.sh): there, no test
+// may skip.
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	switch {
+	case err == nil:
+	case os.Getenv("POPFETCH_TEST_STRICT") == "1":
+		t.Fatalf("%s is needed (scripts/test-deps.sh installs it): %v", name, err)
+	default:
+		t.Skipf("%s is needed (scripts/test-deps.sh installs it): %v", name, err)
+	}
+	return p
+}

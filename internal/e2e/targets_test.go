@@ -88,9 +88,7 @@ keep = %t
 // root, keeps root's identity instead of switching to a recipient's.
 func procmailMDA(t *testing.T, dir, md string) string {
 	t.Helper()
-	if _, err := exec.LookPath("procmail"); err != nil {
-		t.Fatalf("procmail is needed (.ci/run installs it): %v", err)
-	}
+	needTool(t, "procmail")
 	rc := filepath.Join(dir, "procmailrc")
 	body := fmt.Sprintf("LOGFILE=%s\nDEFAULT=%s/\n", filepath.Join(dir, "procmail.log"), md)
 	if err := os.WriteFile(rc, []byte(body), 0o600); err != nil {
@@ -109,10 +107,7 @@ type mboxMessage struct {
 // reader: deliver/testdata/readmbox.py) and undoes the mboxrd quoting.
 func readMbox(t *testing.T, path string) []mboxMessage {
 	t.Helper()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		t.Fatalf("python3 is needed (.ci/run installs it): %v", err)
-	}
+	py := needTool(t, "python3")
 	reader, err := filepath.Abs(filepath.Join("..", "..", "deliver", "testdata", "readmbox.py"))
 	if err != nil {
 		t.Fatal(err)

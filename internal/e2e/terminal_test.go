@@ -49,9 +49,7 @@ func TestTerminalGlobalFlagsAfterCommand(t *testing.T) {
 // partial flag (it panicked inside urfave/cli), the account names after
 // any command that takes one, and file names after -c.
 func TestTerminalBashCompletion(t *testing.T) {
-	if _, err := exec.LookPath("bash"); err != nil {
-		t.Fatalf("bash is needed: %v", err)
-	}
+	needTool(t, "bash")
 	d := ptyServer(t, 1)
 	home := t.TempDir()
 	tm := startTerm(t, []string{"PATH=" + filepath.Dir(popfetchBin) + ":" + os.Getenv("PATH"), "HOME=" + home,
@@ -85,9 +83,7 @@ func TestTerminalBashCompletion(t *testing.T) {
 // script of popfetch completion fish: no description shows a literal
 // backtick, and -c and --maildir complete file names.
 func TestFishCompletion(t *testing.T) {
-	if _, err := exec.LookPath("fish"); err != nil {
-		t.Fatalf("fish is needed (scripts/test-deps.sh installs it): %v", err)
-	}
+	needTool(t, "fish")
 	d := ptyServer(t, 1)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "config-work.toml"), nil, 0o600); err != nil {
