@@ -165,7 +165,8 @@ func Generate(seed uint64) Episode {
 	ep.Swarm = sw
 	ep.Messages = pick(r, 0, 1, 2, 3, 5, 8, 12, 20, 30)
 	c := &ep.Config
-	c.Target = pick(r, Maildir, Maildir, Maildir, Mbox, Mbox, MDA)
+	// An MDA costs a process or two per message: fewer of them.
+	c.Target = pick(r, Maildir, Maildir, Maildir, Maildir, Maildir, Maildir, Mbox, Mbox, Mbox, MDA)
 	c.Keep = r.IntN(4) == 0
 	if r.IntN(5) == 0 {
 		c.MaxMessages = 1 + r.IntN(6)

@@ -285,9 +285,13 @@ func (w *world) writeMDA() (string, error) {
 	if err := os.MkdirAll(out, 0o700); err != nil {
 		return "", err
 	}
+	// Shell built-ins but cat (and sed for a failure): a process costs
+	// more than anything else here. noclobber makes the name unique.
 	script := `#!/bin/sh
-f=$(mktemp "` + out + `/msg.XXXXXXXX") || exit 75
-cat > "$f" || { rm -f "$f"; exit 74; }
+set -C
+f="` + out + `/msg.$$"; n=0
+until { : > "$f"; } 2>/dev/null; do n=$((n+1)); f="` + out + `/msg.$$.$n"; done
+cat >| "$f" || { rm -f "$f"; exit 74; }
 if [ -s "` + w.failMD + `" ]; then
 	id=$(sed -n '/^X-Mailgen-Id: /{s///p;q;}' "$f")
 	code=$(sed -n "s/^$id //p" "` + w.failMD + `")
