@@ -204,7 +204,11 @@ func (w *world) check(rep *Report, settled bool) []Violation {
 	broken := w.brokenRetrievals()
 	why := map[string]pop3test.Removal{}
 	for _, r := range w.mb.Removed() {
-		why[mailgen.ID(r.Message.Data)] = r
+		id := mailgen.ID(r.Message.Data)
+		why[id] = r
+		if cfg.Keep && r.Reason == pop3test.RemovedByDele {
+			vs = append(vs, Violation{Kind: KeepDeleted, ID: id, Detail: fmt.Sprintf("deleted (uid %s) by session %d", r.UID, r.Session)})
+		}
 	}
 	ids := make([]string, 0, len(w.byID))
 	for id := range w.byID {

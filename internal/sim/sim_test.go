@@ -22,7 +22,7 @@ import (
 // one thing wrong, as its fault says. A checker that lets a toy's fault
 // through is broken.
 type toy struct {
-	fault string // "" (none), "skip", "corrupt", "cut", "twice", "quit-after", "nothing", "goroutine"
+	fault string // "" (none), "skip", "corrupt", "cut", "twice", "quit-after", "nothing", "goroutine", "dele-in-keep"
 	hold  chan struct{}
 }
 
@@ -80,7 +80,7 @@ func (t *toy) Fetch(ctx context.Context, spec Spec) Outcome {
 				return Outcome{Err: err}
 			}
 		}
-		if !spec.Config.Keep {
+		if !spec.Config.Keep || t.fault == "dele-in-keep" {
 			if err := c.Dele(m.Number).Wait(); err != nil {
 				return Outcome{Err: err}
 			}
@@ -137,6 +137,7 @@ func TestCheckerCatches(t *testing.T) {
 		{"nothing", false, Stranded},
 		{"nothing", true, Stranded},
 		{"", true, Duplicate}, // keep mode, and the toy remembers nothing
+		{"dele-in-keep", true, KeepDeleted},
 	} {
 		ep := plain(11, 12)
 		ep.Config.Keep = tc.keep

@@ -70,17 +70,18 @@ type Kind string
 
 // The invariants.
 const (
-	Lost       Kind = "lost"                 // neither on the server nor delivered
-	QuitAfter  Kind = "quit-after-retrieval" // QUIT while a retrieved message was not delivered
-	NotSent    Kind = "not-sent"             // delivered, but no message sent is like it
-	CutOff     Kind = "cut-off"              // delivered in part
-	Duplicate  Kind = "duplicate"            // delivered more often than the bound allows
-	Stranded   Kind = "stranded"             // still not delivered after the clean runs
-	Leak       Kind = "leak"                 // goroutine, file or connection left open
-	Leftover   Kind = "leftover"             // temporary or lock file left in a target
-	Remembered Kind = "cache"                // the client's memory disagrees with the server
-	Unreadable Kind = "unreadable"           // the target cannot be read back
-	Unreported Kind = "unreported"           // a poison message left on the server unreported
+	Lost        Kind = "lost"                 // neither on the server nor delivered
+	QuitAfter   Kind = "quit-after-retrieval" // QUIT while a retrieved message was not delivered
+	NotSent     Kind = "not-sent"             // delivered, but no message sent is like it
+	CutOff      Kind = "cut-off"              // delivered in part
+	Duplicate   Kind = "duplicate"            // delivered more often than the bound allows
+	Stranded    Kind = "stranded"             // still not delivered after the clean runs
+	Leak        Kind = "leak"                 // goroutine, file or connection left open
+	Leftover    Kind = "leftover"             // temporary or lock file left in a target
+	Remembered  Kind = "cache"                // the client's memory disagrees with the server
+	Unreadable  Kind = "unreadable"           // the target cannot be read back
+	KeepDeleted Kind = "deleted-in-keep-mode" // keep mode, and the client sent DELE
+	Unreported  Kind = "unreported"           // a poison message left on the server unreported
 )
 
 // Violation is an invariant found broken.
