@@ -20,12 +20,31 @@ import (
 // is told to stop by its context.
 const runTimeout = 60 * time.Second
 
+// busyRetries bounds the tries of a run that finds its account locked
+// when episodes run concurrently (see Options.Concurrent).
+const busyRetries = 100
+
+// Options tune Run.
+type Options struct {
+	// Concurrent says that other episodes run in the process at the same
+	// time, so that the goroutines and files of this one cannot be told
+	// apart from theirs: Run does not look for leaks, and the caller
+	// does, with Snapshot, between episodes. A run that finds the
+	// account locked (Outcome.Busy) is tried again a little later, up
+	// to busyRetries times, and not counted: a fork for another
+	// episode's MDA can hold a copy of the lock for a moment.
+	Concurrent bool
+}
+
 // Run plays the episode against the client in dir (an empty directory
 // of its own) and checks the invariants. The faulty runs come first,
 // then clean runs until the client has delivered everything it can or
-// used up its chances (see cleanRuns).
-func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error) {
-	goroutines, fds := runtime.NumGoroutine(), openFiles()
+// used up its chances (see cleanRuns). A nil opts is the zero Options.
+func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) (*Report, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	before := Snapshot()
 	w, err := newWorld(ep, dir)
 	if err != nil {
 		return nil, err
@@ -38,9 +57,16 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error
 			return Outcome{}, err
 		}
 		spec.AcceptAllAsNew = acceptAll
-		rctx, cancel := context.WithTimeout(ctx, runTimeout)
-		out := f.Fetch(rctx, spec)
-		cancel()
+		var out Outcome
+		for try := 0; ; try++ {
+			rctx, cancel := context.WithTimeout(ctx, runTimeout)
+			out = f.Fetch(rctx, spec)
+			cancel()
+			if !out.Busy || !opts.Concurrent || try == busyRetries {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 		acceptAll = out.Mismatch
 		rep.Runs = append(rep.Runs, RunRecord{Clean: clean, Err: out.Err, Warnings: out.Warnings})
 		if !w.waitIdle() {
@@ -80,7 +106,9 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error
 	if r, ok := f.(Remembering); ok && settled {
 		rep.Violations = append(rep.Violations, w.checkMemory(r)...)
 	}
-	rep.Violations = append(rep.Violations, leaks(goroutines, fds)...)
+	if !opts.Concurrent {
+		rep.Violations = append(rep.Violations, before.Leaks()...)
+	}
 	return rep, nil
 }
 
@@ -391,12 +419,24 @@ func newFiles(before, now map[string]string) []string {
 	return out
 }
 
-// leakWait is how long leaks waits for goroutines and files to go.
+// leakWait is how long Leaks waits for goroutines and files to go.
 var leakWait = 5 * time.Second
 
-// leaks waits a while for goroutines and files to go back to what they
-// were before the episode, and reports those that do not.
-func leaks(goroutines int, fds map[string]string) []Violation {
+// Resources are the goroutines and open files of the process at a time.
+type Resources struct {
+	goroutines int
+	files      map[string]string
+}
+
+// Snapshot returns the process's goroutines and open files now.
+func Snapshot() Resources {
+	return Resources{runtime.NumGoroutine(), openFiles()}
+}
+
+// Leaks waits a while for the goroutines and files to go back to what
+// they were at the snapshot, and reports those that do not.
+func (r Resources) Leaks() []Violation {
+	goroutines, fds := r.goroutines, r.files
 	var g int
 	var f []string
 	for end := time.Now().Add(leakWait); ; time.Sleep(time.Millisecond) {

@@ -99,7 +99,7 @@ func plain(seed uint64, n int) Episode {
 
 func runToy(t *testing.T, ep Episode, f Fetcher) *Report {
 	t.Helper()
-	rep, err := Run(context.Background(), ep, f, t.TempDir())
+	rep, err := Run(context.Background(), ep, f, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

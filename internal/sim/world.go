@@ -63,6 +63,12 @@ type Outcome struct {
 	// Warnings are what the client told its user (stderr, even under
 	// cron), one a line.
 	Warnings []string
+	// Busy: the client found its account locked (exit 75). Within one
+	// episode runs never overlap, but with episodes run concurrently a
+	// child process that another episode's MDA forks holds a copy of
+	// every descriptor until it execs, the lock's too, for a moment: see
+	// Options.Concurrent.
+	Busy bool
 }
 
 // Kind is the kind of a violation.

@@ -74,7 +74,8 @@ func (f Fetcher) Fetch(ctx context.Context, spec sim.Spec) sim.Outcome {
 		Version:        "sim",
 	})
 	var mismatch *engine.CacheMismatchError
-	return sim.Outcome{Err: err, Mismatch: errors.As(err, &mismatch), Warnings: warnings.kept.lines}
+	return sim.Outcome{Err: err, Mismatch: errors.As(err, &mismatch), Busy: errors.Is(err, engine.ErrLocked),
+		Warnings: warnings.kept.lines}
 }
 
 // warnings is a slog handler that keeps the warnings, as the user sees
