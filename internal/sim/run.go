@@ -57,16 +57,23 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) 
 			return Outcome{}, err
 		}
 		spec.AcceptAllAsNew = acceptAll
-		var out Outcome
-		for try := 0; ; try++ {
-			rctx, cancel := context.WithTimeout(ctx, runTimeout)
-			out = f.Fetch(rctx, spec)
-			cancel()
-			if !out.Busy || !opts.Concurrent || try == busyRetries {
-				break
+		check, _ := f.(Checker)
+		if faults.Check && check != nil {
+			// a `popfetch check --list` before the run: it may
+			// change nothing on the server
+			removed := len(w.mb.Removed())
+			out := retryBusy(ctx, opts, func(ctx context.Context) Outcome { return check.Check(ctx, spec) })
+			rep.Runs = append(rep.Runs, RunRecord{Check: true, Err: out.Err, Warnings: out.Warnings})
+			if !w.waitIdle() {
+				rep.Violations = append(rep.Violations, Violation{Kind: Leak, Run: n,
+					Detail: "the client's connection was still open 10 s after the check"})
 			}
-			time.Sleep(10 * time.Millisecond)
+			if r := w.mb.Removed(); len(r) > removed {
+				rep.Violations = append(rep.Violations, Violation{Kind: CheckChanged, Run: n,
+					Detail: fmt.Sprintf("%d messages left the server in a check, the first %s", len(r)-removed, r[removed].Reason)})
+			}
 		}
+		out := retryBusy(ctx, opts, func(ctx context.Context) Outcome { return f.Fetch(ctx, spec) })
 		acceptAll = out.Mismatch
 		rep.Runs = append(rep.Runs, RunRecord{Clean: clean, Err: out.Err, Warnings: out.Warnings})
 		if !w.waitIdle() {
@@ -110,6 +117,20 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) 
 		rep.Violations = append(rep.Violations, before.Leaks()...)
 	}
 	return rep, nil
+}
+
+// retryBusy runs a client's command, again while it finds its account
+// locked and episodes run concurrently (see Options.Concurrent).
+func retryBusy(ctx context.Context, opts *Options, do func(context.Context) Outcome) Outcome {
+	for try := 0; ; try++ {
+		rctx, cancel := context.WithTimeout(ctx, runTimeout)
+		out := do(rctx)
+		cancel()
+		if !out.Busy || !opts.Concurrent || try == busyRetries {
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // settled reports whether the client has done all it must, its last

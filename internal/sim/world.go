@@ -25,6 +25,13 @@ type Fetcher interface {
 	Fetch(ctx context.Context, spec Spec) Outcome
 }
 
+// Checker is a Fetcher that can also tell what is new without fetching,
+// headers included (`popfetch check --list`), which must change nothing
+// on the server.
+type Checker interface {
+	Check(ctx context.Context, spec Spec) Outcome
+}
+
 // Remembering is a Fetcher that can tell what it remembers of an account
 // (its UID cache), for the checks of Report after the last run.
 type Remembering interface {
@@ -76,18 +83,19 @@ type Kind string
 
 // The invariants.
 const (
-	Lost        Kind = "lost"                 // neither on the server nor delivered
-	QuitAfter   Kind = "quit-after-retrieval" // QUIT while a retrieved message was not delivered
-	NotSent     Kind = "not-sent"             // delivered, but no message sent is like it
-	CutOff      Kind = "cut-off"              // delivered in part
-	Duplicate   Kind = "duplicate"            // delivered more often than the bound allows
-	Stranded    Kind = "stranded"             // still not delivered after the clean runs
-	Leak        Kind = "leak"                 // goroutine, file or connection left open
-	Leftover    Kind = "leftover"             // temporary or lock file left in a target
-	Remembered  Kind = "cache"                // the client's memory disagrees with the server
-	Unreadable  Kind = "unreadable"           // the target cannot be read back
-	KeepDeleted Kind = "deleted-in-keep-mode" // keep mode, and the client sent DELE
-	Unreported  Kind = "unreported"           // a poison message left on the server unreported
+	Lost         Kind = "lost"                 // neither on the server nor delivered
+	QuitAfter    Kind = "quit-after-retrieval" // QUIT while a retrieved message was not delivered
+	NotSent      Kind = "not-sent"             // delivered, but no message sent is like it
+	CutOff       Kind = "cut-off"              // delivered in part
+	Duplicate    Kind = "duplicate"            // delivered more often than the bound allows
+	Stranded     Kind = "stranded"             // still not delivered after the clean runs
+	Leak         Kind = "leak"                 // goroutine, file or connection left open
+	Leftover     Kind = "leftover"             // temporary or lock file left in a target
+	Remembered   Kind = "cache"                // the client's memory disagrees with the server
+	Unreadable   Kind = "unreadable"           // the target cannot be read back
+	KeepDeleted  Kind = "deleted-in-keep-mode" // keep mode, and the client sent DELE
+	CheckChanged Kind = "check-changed-server" // a check removed or hid messages
+	Unreported   Kind = "unreported"           // a poison message left on the server unreported
 )
 
 // Violation is an invariant found broken.
@@ -119,6 +127,7 @@ func (v Violation) String() string {
 // RunRecord is what one run did.
 type RunRecord struct {
 	Clean    bool
+	Check    bool // a check (see Checker), not a fetch
 	Err      error
 	Warnings []string
 }
@@ -147,7 +156,10 @@ func (r *Report) String() string {
 	b.WriteString(r.Episode.String())
 	for i, run := range r.Runs {
 		kind := "faulty"
-		if run.Clean {
+		switch {
+		case run.Check:
+			kind = "check"
+		case run.Clean:
 			kind = "clean"
 		}
 		fmt.Fprintf(&b, "\n  run %d (%s): ", i+1, kind)
