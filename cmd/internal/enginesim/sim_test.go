@@ -97,6 +97,17 @@ func TestSim(t *testing.T) {
 	}
 }
 
+// TestSimRegressions replays the episodes that found defects since
+// fixed: none may fail, known failure or not.
+func TestSimRegressions(t *testing.T) {
+	root := tempRoot(t)
+	for _, r := range regressionSeeds {
+		if rep := episode(t, root, r.seed, Fetcher{}); rep.Failed() {
+			t.Errorf("seed %d (was: %s):\n%s", r.seed, r.was, rep)
+		}
+	}
+}
+
 // leakBatch is how many episodes run between two checks for leaks when
 // episodes run in parallel.
 const leakBatch = 100
