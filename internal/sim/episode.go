@@ -74,6 +74,9 @@ type Policy struct {
 type RunFaults struct {
 	// Arrivals is how many new messages arrive before the run.
 	Arrivals int
+	// Check runs a check with headers (`popfetch check --list`) before
+	// the run, with no fault, if the client can (see Checker).
+	Check bool
 	// Rename changes the server's UID scheme before the run.
 	Rename bool
 	// Session is the session of the run (from 1) that the faults of the
@@ -165,7 +168,8 @@ func Generate(seed uint64) Episode {
 	ep.Swarm = sw
 	ep.Messages = pick(r, 0, 1, 2, 3, 5, 8, 12, 20, 30)
 	c := &ep.Config
-	c.Target = pick(r, Maildir, Maildir, Maildir, Mbox, Mbox, MDA)
+	// An MDA costs a process or two per message: fewer of them.
+	c.Target = pick(r, Maildir, Maildir, Maildir, Maildir, Maildir, Maildir, Mbox, Mbox, Mbox, MDA)
 	c.Keep = r.IntN(4) == 0
 	if r.IntN(5) == 0 {
 		c.MaxMessages = 1 + r.IntN(6)
@@ -214,6 +218,7 @@ func drawRun(r *rand.Rand, sw Swarm, ep Episode, estimate int64) RunFaults {
 	if r.IntN(30) == 0 {
 		f.Rename = true
 	}
+	f.Check = r.IntN(8) == 0
 	if r.Float64() >= sw.Fault {
 		return f
 	}
@@ -328,6 +333,9 @@ func (f RunFaults) String() string {
 	}
 	if f.Rename {
 		parts = append(parts, "UIDs renamed")
+	}
+	if f.Check {
+		parts = append(parts, "check --list first")
 	}
 	at := ""
 	if f.Session != 1 {

@@ -20,12 +20,31 @@ import (
 // is told to stop by its context.
 const runTimeout = 60 * time.Second
 
+// busyRetries bounds the tries of a run that finds its account locked
+// when episodes run concurrently (see Options.Concurrent).
+const busyRetries = 100
+
+// Options tune Run.
+type Options struct {
+	// Concurrent says that other episodes run in the process at the same
+	// time, so that the goroutines and files of this one cannot be told
+	// apart from theirs: Run does not look for leaks, and the caller
+	// does, with Snapshot, between episodes. A run that finds the
+	// account locked (Outcome.Busy) is tried again a little later, up
+	// to busyRetries times, and not counted: a fork for another
+	// episode's MDA can hold a copy of the lock for a moment.
+	Concurrent bool
+}
+
 // Run plays the episode against the client in dir (an empty directory
 // of its own) and checks the invariants. The faulty runs come first,
 // then clean runs until the client has delivered everything it can or
-// used up its chances (see cleanRuns).
-func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error) {
-	goroutines, fds := runtime.NumGoroutine(), openFiles()
+// used up its chances (see cleanRuns). A nil opts is the zero Options.
+func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) (*Report, error) {
+	if opts == nil {
+		opts = &Options{}
+	}
+	before := Snapshot()
 	w, err := newWorld(ep, dir)
 	if err != nil {
 		return nil, err
@@ -38,9 +57,23 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error
 			return Outcome{}, err
 		}
 		spec.AcceptAllAsNew = acceptAll
-		rctx, cancel := context.WithTimeout(ctx, runTimeout)
-		out := f.Fetch(rctx, spec)
-		cancel()
+		check, _ := f.(Checker)
+		if faults.Check && check != nil {
+			// a `popfetch check --list` before the run: it may
+			// change nothing on the server
+			removed := len(w.mb.Removed())
+			out := retryBusy(ctx, opts, func(ctx context.Context) Outcome { return check.Check(ctx, spec) })
+			rep.Runs = append(rep.Runs, RunRecord{Check: true, Err: out.Err, Warnings: out.Warnings})
+			if !w.waitIdle() {
+				rep.Violations = append(rep.Violations, Violation{Kind: Leak, Run: n,
+					Detail: "the client's connection was still open 10 s after the check"})
+			}
+			if r := w.mb.Removed(); len(r) > removed {
+				rep.Violations = append(rep.Violations, Violation{Kind: CheckChanged, Run: n,
+					Detail: fmt.Sprintf("%d messages left the server in a check, the first %s", len(r)-removed, r[removed].Reason)})
+			}
+		}
+		out := retryBusy(ctx, opts, func(ctx context.Context) Outcome { return f.Fetch(ctx, spec) })
 		acceptAll = out.Mismatch
 		rep.Runs = append(rep.Runs, RunRecord{Clean: clean, Err: out.Err, Warnings: out.Warnings})
 		if !w.waitIdle() {
@@ -80,8 +113,24 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string) (*Report, error
 	if r, ok := f.(Remembering); ok && settled {
 		rep.Violations = append(rep.Violations, w.checkMemory(r)...)
 	}
-	rep.Violations = append(rep.Violations, leaks(goroutines, fds)...)
+	if !opts.Concurrent {
+		rep.Violations = append(rep.Violations, before.Leaks()...)
+	}
 	return rep, nil
+}
+
+// retryBusy runs a client's command, again while it finds its account
+// locked and episodes run concurrently (see Options.Concurrent).
+func retryBusy(ctx context.Context, opts *Options, do func(context.Context) Outcome) Outcome {
+	for try := 0; ; try++ {
+		rctx, cancel := context.WithTimeout(ctx, runTimeout)
+		out := do(rctx)
+		cancel()
+		if !out.Busy || !opts.Concurrent || try == busyRetries {
+			return out
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // settled reports whether the client has done all it must, its last
@@ -204,7 +253,11 @@ func (w *world) check(rep *Report, settled bool) []Violation {
 	broken := w.brokenRetrievals()
 	why := map[string]pop3test.Removal{}
 	for _, r := range w.mb.Removed() {
-		why[mailgen.ID(r.Message.Data)] = r
+		id := mailgen.ID(r.Message.Data)
+		why[id] = r
+		if cfg.Keep && r.Reason == pop3test.RemovedByDele {
+			vs = append(vs, Violation{Kind: KeepDeleted, ID: id, Detail: fmt.Sprintf("deleted (uid %s) by session %d", r.UID, r.Session)})
+		}
 	}
 	ids := make([]string, 0, len(w.byID))
 	for id := range w.byID {
@@ -387,12 +440,24 @@ func newFiles(before, now map[string]string) []string {
 	return out
 }
 
-// leakWait is how long leaks waits for goroutines and files to go.
+// leakWait is how long Leaks waits for goroutines and files to go.
 var leakWait = 5 * time.Second
 
-// leaks waits a while for goroutines and files to go back to what they
-// were before the episode, and reports those that do not.
-func leaks(goroutines int, fds map[string]string) []Violation {
+// Resources are the goroutines and open files of the process at a time.
+type Resources struct {
+	goroutines int
+	files      map[string]string
+}
+
+// Snapshot returns the process's goroutines and open files now.
+func Snapshot() Resources {
+	return Resources{runtime.NumGoroutine(), openFiles()}
+}
+
+// Leaks waits a while for the goroutines and files to go back to what
+// they were at the snapshot, and reports those that do not.
+func (r Resources) Leaks() []Violation {
+	goroutines, fds := r.goroutines, r.files
 	var g int
 	var f []string
 	for end := time.Now().Add(leakWait); ; time.Sleep(time.Millisecond) {

@@ -22,7 +22,7 @@ import (
 // one thing wrong, as its fault says. A checker that lets a toy's fault
 // through is broken.
 type toy struct {
-	fault string // "" (none), "skip", "corrupt", "cut", "twice", "quit-after", "nothing", "goroutine"
+	fault string // "" (none), "skip", "corrupt", "cut", "twice", "quit-after", "nothing", "goroutine", "dele-in-keep"
 	hold  chan struct{}
 }
 
@@ -80,13 +80,53 @@ func (t *toy) Fetch(ctx context.Context, spec Spec) Outcome {
 				return Outcome{Err: err}
 			}
 		}
-		if !spec.Config.Keep {
+		if !spec.Config.Keep || t.fault == "dele-in-keep" {
 			if err := c.Dele(m.Number).Wait(); err != nil {
 				return Outcome{Err: err}
 			}
 		}
 	}
 	return Outcome{Err: c.Quit()}
+}
+
+// quittingChecker is a toy whose check sends TOP for every message, then
+// QUIT, which on an EXPIRE 0 server removes them.
+type quittingChecker struct{ toy }
+
+func (q *quittingChecker) Check(ctx context.Context, spec Spec) Outcome {
+	c, err := pop3.Dial(ctx, net.JoinHostPort(spec.Host, strconv.Itoa(spec.Port)), &pop3.Options{Timeout: spec.Timeout})
+	if err != nil {
+		return Outcome{Err: err}
+	}
+	defer c.Close()
+	c.User(spec.User)
+	if err := c.Pass(spec.Password).Wait(); err != nil {
+		return Outcome{Err: err}
+	}
+	msgs, err := c.List().Wait()
+	if err != nil {
+		return Outcome{Err: err}
+	}
+	for _, m := range msgs {
+		r, err := c.Top(m.Number, 0).Body()
+		if err != nil {
+			return Outcome{Err: err}
+		}
+		io.Copy(io.Discard, r)
+	}
+	return Outcome{Err: c.Quit()}
+}
+
+// TestCheckerCatchesCheckQuit: a check that QUITs after TOP on an EXPIRE
+// 0 server is caught at the QUIT, and its removals too.
+func TestCheckerCatchesCheckQuit(t *testing.T) {
+	ep := plain(19, 4)
+	ep.Policy.Retention = pop3test.ExpireRetrieved
+	ep.Runs[0].Check = true
+	k := kinds(runToy(t, ep, &quittingChecker{}))
+	if k[QuitAfter] != 4 || k[CheckChanged] != 1 || k[Lost] != 4 {
+		t.Fatalf("violations %v", k)
+	}
 }
 
 // plain is an episode of n messages in a Maildir on an RFC 1939 server,
@@ -99,7 +139,7 @@ func plain(seed uint64, n int) Episode {
 
 func runToy(t *testing.T, ep Episode, f Fetcher) *Report {
 	t.Helper()
-	rep, err := Run(context.Background(), ep, f, t.TempDir())
+	rep, err := Run(context.Background(), ep, f, t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +177,7 @@ func TestCheckerCatches(t *testing.T) {
 		{"nothing", false, Stranded},
 		{"nothing", true, Stranded},
 		{"", true, Duplicate}, // keep mode, and the toy remembers nothing
+		{"dele-in-keep", true, KeepDeleted},
 	} {
 		ep := plain(11, 12)
 		ep.Config.Keep = tc.keep

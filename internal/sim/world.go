@@ -25,6 +25,13 @@ type Fetcher interface {
 	Fetch(ctx context.Context, spec Spec) Outcome
 }
 
+// Checker is a Fetcher that can also tell what is new without fetching,
+// headers included (`popfetch check --list`), which must change nothing
+// on the server.
+type Checker interface {
+	Check(ctx context.Context, spec Spec) Outcome
+}
+
 // Remembering is a Fetcher that can tell what it remembers of an account
 // (its UID cache), for the checks of Report after the last run.
 type Remembering interface {
@@ -63,6 +70,12 @@ type Outcome struct {
 	// Warnings are what the client told its user (stderr, even under
 	// cron), one a line.
 	Warnings []string
+	// Busy: the client found its account locked (exit 75). Within one
+	// episode runs never overlap, but with episodes run concurrently a
+	// child process that another episode's MDA forks holds a copy of
+	// every descriptor until it execs, the lock's too, for a moment: see
+	// Options.Concurrent.
+	Busy bool
 }
 
 // Kind is the kind of a violation.
@@ -70,17 +83,19 @@ type Kind string
 
 // The invariants.
 const (
-	Lost       Kind = "lost"                 // neither on the server nor delivered
-	QuitAfter  Kind = "quit-after-retrieval" // QUIT while a retrieved message was not delivered
-	NotSent    Kind = "not-sent"             // delivered, but no message sent is like it
-	CutOff     Kind = "cut-off"              // delivered in part
-	Duplicate  Kind = "duplicate"            // delivered more often than the bound allows
-	Stranded   Kind = "stranded"             // still not delivered after the clean runs
-	Leak       Kind = "leak"                 // goroutine, file or connection left open
-	Leftover   Kind = "leftover"             // temporary or lock file left in a target
-	Remembered Kind = "cache"                // the client's memory disagrees with the server
-	Unreadable Kind = "unreadable"           // the target cannot be read back
-	Unreported Kind = "unreported"           // a poison message left on the server unreported
+	Lost         Kind = "lost"                 // neither on the server nor delivered
+	QuitAfter    Kind = "quit-after-retrieval" // QUIT while a retrieved message was not delivered
+	NotSent      Kind = "not-sent"             // delivered, but no message sent is like it
+	CutOff       Kind = "cut-off"              // delivered in part
+	Duplicate    Kind = "duplicate"            // delivered more often than the bound allows
+	Stranded     Kind = "stranded"             // still not delivered after the clean runs
+	Leak         Kind = "leak"                 // goroutine, file or connection left open
+	Leftover     Kind = "leftover"             // temporary or lock file left in a target
+	Remembered   Kind = "cache"                // the client's memory disagrees with the server
+	Unreadable   Kind = "unreadable"           // the target cannot be read back
+	KeepDeleted  Kind = "deleted-in-keep-mode" // keep mode, and the client sent DELE
+	CheckChanged Kind = "check-changed-server" // a check removed or hid messages
+	Unreported   Kind = "unreported"           // a poison message left on the server unreported
 )
 
 // Violation is an invariant found broken.
@@ -112,6 +127,7 @@ func (v Violation) String() string {
 // RunRecord is what one run did.
 type RunRecord struct {
 	Clean    bool
+	Check    bool // a check (see Checker), not a fetch
 	Err      error
 	Warnings []string
 }
@@ -140,7 +156,10 @@ func (r *Report) String() string {
 	b.WriteString(r.Episode.String())
 	for i, run := range r.Runs {
 		kind := "faulty"
-		if run.Clean {
+		switch {
+		case run.Check:
+			kind = "check"
+		case run.Clean:
 			kind = "clean"
 		}
 		fmt.Fprintf(&b, "\n  run %d (%s): ", i+1, kind)
@@ -285,9 +304,13 @@ func (w *world) writeMDA() (string, error) {
 	if err := os.MkdirAll(out, 0o700); err != nil {
 		return "", err
 	}
+	// Shell built-ins but cat (and sed for a failure): a process costs
+	// more than anything else here. noclobber makes the name unique.
 	script := `#!/bin/sh
-f=$(mktemp "` + out + `/msg.XXXXXXXX") || exit 75
-cat > "$f" || { rm -f "$f"; exit 74; }
+set -C
+f="` + out + `/msg.$$"; n=0
+until { : > "$f"; } 2>/dev/null; do n=$((n+1)); f="` + out + `/msg.$$.$n"; done
+cat >| "$f" || { rm -f "$f"; exit 74; }
 if [ -s "` + w.failMD + `" ]; then
 	id=$(sed -n '/^X-Mailgen-Id: /{s///p;q;}' "$f")
 	code=$(sed -n "s/^$id //p" "` + w.failMD + `")

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -74,7 +75,31 @@ func (f Fetcher) Fetch(ctx context.Context, spec sim.Spec) sim.Outcome {
 		Version:        "sim",
 	})
 	var mismatch *engine.CacheMismatchError
-	return sim.Outcome{Err: err, Mismatch: errors.As(err, &mismatch), Warnings: warnings.kept.lines}
+	return sim.Outcome{Err: err, Mismatch: errors.As(err, &mismatch), Busy: errors.Is(err, engine.ErrLocked),
+		Warnings: warnings.kept.lines}
+}
+
+// Check implements sim.Checker: engine.Check with every new message's
+// header read, as `popfetch check --list` does.
+func (f Fetcher) Check(ctx context.Context, spec sim.Spec) sim.Outcome {
+	warnings := &warnings{next: f.Log, kept: &kept{}}
+	_, err := engine.Check(ctx, engine.Options{
+		Account:        Account(spec),
+		Credentials:    password(spec.Password),
+		Log:            slog.New(warnings),
+		Trace:          f.Log != nil,
+		AcceptAllAsNew: spec.AcceptAllAsNew,
+		Now:            spec.Now,
+	}, func(_ engine.NewMessage, header io.Reader) error {
+		if header != nil {
+			_, err := io.Copy(io.Discard, header)
+			return err
+		}
+		return nil
+	})
+	var mismatch *engine.CacheMismatchError
+	return sim.Outcome{Err: err, Mismatch: errors.As(err, &mismatch), Busy: errors.Is(err, engine.ErrLocked),
+		Warnings: warnings.kept.lines}
 }
 
 // warnings is a slog handler that keeps the warnings, as the user sees

@@ -2,5 +2,9 @@
 
 package enginesim
 
-// defaultEpisodes is how many episodes TestSim runs by default.
-const defaultEpisodes = 3000
+// An episode mostly waits (for the network, fsync, an MDA): two at a
+// time keep two cores busy.
+const (
+	defaultEpisodes = 3000
+	defaultWorkers  = 2
+)

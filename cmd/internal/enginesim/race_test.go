@@ -2,6 +2,9 @@
 
 package enginesim
 
-// defaultEpisodes is how many episodes TestSim runs by default: the race
-// detector makes each several times slower, so `make test` runs fewer.
-const defaultEpisodes = 1000
+// The race detector makes each episode several times slower, and CPU
+// bound: `make test` runs fewer, one at a time.
+const (
+	defaultEpisodes = 1000
+	defaultWorkers  = 1
+)

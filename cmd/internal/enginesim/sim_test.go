@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ var (
 	episodesFlag = flag.Int("episodes", defaultEpisodes, "how many episodes TestSim runs")
 	firstFlag    = flag.Uint64("first", 1, "the seed of the first episode (0: drawn from the time, and printed)")
 	maxFailFlag  = flag.Int("maxfail", 10, "stop after this many failed episodes")
+	workersFlag  = flag.Int("workers", defaultWorkers, "episodes run at the same time (each has its own server and directory)")
 )
 
 // tempRoot is where episodes keep their files: a tmpfs when there is
@@ -55,9 +57,8 @@ func TestSim(t *testing.T) {
 	known := map[string][]uint64{}
 	points := map[string]int{}
 	failed := 0
-	for i := 0; i < n; i++ {
-		seed := first + uint64(i)
-		rep := episode(t, root, seed, Fetcher{})
+	for _, rep := range episodes(t, root, first, n, max(*workersFlag, 1)) {
+		seed := rep.Episode.Seed
 		unknown, classes := classify(rep)
 		for _, p := range rep.FaultPoints {
 			points[p]++
@@ -96,19 +97,84 @@ func TestSim(t *testing.T) {
 	}
 }
 
-// episode runs one episode in a directory of its own.
+// TestSimRegressions replays the episodes that found defects since
+// fixed: none may fail, known failure or not.
+func TestSimRegressions(t *testing.T) {
+	root := tempRoot(t)
+	for _, r := range regressionSeeds {
+		if rep := episode(t, root, r.seed, Fetcher{}); rep.Failed() {
+			t.Errorf("seed %d (was: %s):\n%s", r.seed, r.was, rep)
+		}
+	}
+}
+
+// leakBatch is how many episodes run between two checks for leaks when
+// episodes run in parallel.
+const leakBatch = 100
+
+// episodes runs n episodes from seed first, parallel at a time, and
+// returns their reports in seed order. Goroutines and files left over
+// can only be told apart between batches, when nothing runs: a batch
+// that leaves some is run again one episode at a time, to name the
+// seed.
+func episodes(t *testing.T, root string, first uint64, n, parallel int) []*sim.Report {
+	var out []*sim.Report
+	for b := 0; b < n; b += leakBatch {
+		before := sim.Snapshot()
+		reps := make([]*sim.Report, min(leakBatch, n-b))
+		errs := make([]error, len(reps))
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range parallel {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range next {
+					reps[i], errs[i] = runEpisode(root, first+uint64(b+i), Fetcher{}, &sim.Options{Concurrent: parallel > 1})
+				}
+			}()
+		}
+		for i := range reps {
+			next <- i
+		}
+		close(next)
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("seed %d: %v", first+uint64(b+i), err)
+			}
+		}
+		if parallel > 1 {
+			if leaks := before.Leaks(); len(leaks) > 0 {
+				t.Logf("episodes %d to %d left goroutines or files; running them one at a time", first+uint64(b), first+uint64(b+len(reps)-1))
+				for i := range reps {
+					reps[i] = episode(t, root, first+uint64(b+i), Fetcher{})
+				}
+			}
+		}
+		out = append(out, reps...)
+	}
+	return out
+}
+
+// episode runs one episode alone, checking for leaks.
 func episode(t *testing.T, root string, seed uint64, f Fetcher) *sim.Report {
 	t.Helper()
-	dir, err := os.MkdirTemp(root, fmt.Sprint(seed, "-"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	rep, err := sim.Run(context.Background(), sim.Generate(seed), f, dir)
+	rep, err := runEpisode(root, seed, f, nil)
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
 	}
 	return rep
+}
+
+// runEpisode runs one episode in a directory of its own.
+func runEpisode(root string, seed uint64, f Fetcher, opts *sim.Options) (*sim.Report, error) {
+	dir, err := os.MkdirTemp(root, fmt.Sprint(seed, "-"))
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	return sim.Run(context.Background(), sim.Generate(seed), f, dir, opts)
 }
 
 // replay runs one episode with the engine's log on stderr, and fails on
