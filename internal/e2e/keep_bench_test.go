@@ -64,6 +64,32 @@ func serveKept() {
 	os.Exit(0)
 }
 
+// startHelper starts this test binary again as a server, with env (one
+// of keptServerEnv and bigServerEnv) set, and returns the address and
+// certificate pin it prints. The helper ends with the test.
+func startHelper(tb testing.TB, env string) (host, port, pin string) {
+	tb.Helper()
+	helper := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
+	helper.Env = append(os.Environ(), env)
+	stdin, _ := helper.StdinPipe()
+	stdout, _ := helper.StdoutPipe()
+	helper.Stderr = os.Stderr
+	if err := helper.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		stdin.Close()
+		helper.Wait()
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	f := strings.Fields(line)
+	if err != nil || len(f) != 2 {
+		tb.Fatalf("helper server: %q %v", line, err)
+	}
+	host, port, _ = strings.Cut(f[0], ":")
+	return host, port, f[1]
+}
+
 // releaseBin is popfetch built as `make build` builds it (static, without
 // symbols): memory figures depend on how the binary is built.
 var releaseBin = sync.OnceValues(func() (string, error) {
@@ -108,22 +134,7 @@ func benchKeepBinary(b *testing.B, n int) {
 	}
 	dir := b.TempDir()
 	state := filepath.Join(dir, "state")
-	helper := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-	helper.Env = append(os.Environ(), fmt.Sprintf("%s=%d %s", keptServerEnv, n, state))
-	stdin, _ := helper.StdinPipe()
-	stdout, _ := helper.StdoutPipe()
-	helper.Stderr = os.Stderr
-	if err := helper.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer helper.Wait()
-	defer stdin.Close()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	f := strings.Fields(line)
-	if err != nil || len(f) != 2 {
-		b.Fatalf("helper server: %q %v", line, err)
-	}
-	host, port, _ := strings.Cut(f[0], ":")
+	host, port, pin := startHelper(b, fmt.Sprintf("%s=%d %s", keptServerEnv, n, state))
 	cfg := filepath.Join(dir, "config.toml")
 	err = os.WriteFile(cfg, []byte(fmt.Sprintf(`[[account]]
 name = "kept"
@@ -136,7 +147,7 @@ keep = true
 state_dir = %q
 [account.deliver]
 maildir = %q
-`, host, port, f[1], state, filepath.Join(dir, "md"))), 0o600)
+`, host, port, pin, state, filepath.Join(dir, "md"))), 0o600)
 	if err != nil {
 		b.Fatal(err)
 	}
