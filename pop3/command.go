@@ -355,7 +355,7 @@ type MessageInfo struct {
 // ListCommand is a LIST or UIDL command.
 type ListCommand struct {
 	*Command
-	msgs []MessageInfo
+	listing Listing
 }
 
 // List asks for the number and size of every message (RFC 1939 §5).
@@ -363,9 +363,12 @@ func (c *Client) List() *ListCommand {
 	lc := &ListCommand{}
 	lc.Command = c.issue(kindList, "", "LIST")
 	lc.onLine = func(line []byte) error {
-		m, err := parseScanListing("LIST", line)
-		lc.msgs = append(lc.msgs, m)
-		return err
+		n, size, err := scanSizeLine("LIST", line)
+		if err != nil {
+			return err
+		}
+		lc.listing.addSize(n, size)
+		return nil
 	}
 	return lc
 }
@@ -377,25 +380,51 @@ func (c *Client) UIDL() *ListCommand {
 	lc := &ListCommand{}
 	lc.Command = c.issue(kindList, "", "UIDL")
 	lc.onLine = func(line []byte) error {
-		m, err := parseUIDListing(line)
-		if err == nil && len(m.UID) > c.maxUID {
+		n, uid, err := scanUIDLine(line)
+		if err != nil {
+			return err
+		}
+		if len(uid) > c.maxUID {
 			// RFC 1939 §7: a UID is 1 to 70 octets. One far longer
 			// serves no purpose but to make the listing eat memory.
 			return protoErrorf("UIDL", "unique-id of message %d is %d octets long: "+
-				"RFC 1939 §7 allows 70, and no more than %d are accepted (Options.MaxUID)", m.Number, len(m.UID), c.maxUID)
+				"RFC 1939 §7 allows 70, and no more than %d are accepted (Options.MaxUID)", n, len(uid), c.maxUID)
 		}
-		lc.msgs = append(lc.msgs, m)
-		return err
+		return lc.listing.addUID(n, uid)
 	}
 	return lc
 }
 
-// Wait returns the listing, in the server's order.
+// Grow reserves room for a listing of about lines messages whose UIDs
+// take about uidOctets octets in all (UIDL), so that a long listing is
+// read without growing its arrays as it comes. It is a hint: a listing
+// longer than that is read all the same. Call it before the response is
+// read, that is right after List or UIDL.
+func (lc *ListCommand) Grow(lines, uidOctets int) *ListCommand {
+	if !lc.done {
+		lc.listing.grow(max(lines, 0), max(uidOctets, 0), lc.name == "UIDL")
+	}
+	return lc
+}
+
+// Wait returns the listing, in the server's order, as a value per
+// message. For long listings, Listing costs less.
 func (lc *ListCommand) Wait() ([]MessageInfo, error) {
+	l, err := lc.Listing()
+	if err != nil {
+		return nil, err
+	}
+	return l.All(), nil
+}
+
+// Listing waits for the response and returns the listing, in the
+// server's order.
+func (lc *ListCommand) Listing() (*Listing, error) {
 	if err := lc.Command.Wait(); err != nil {
 		return nil, err
 	}
-	return lc.msgs, nil
+	lc.listing.done()
+	return &lc.listing, nil
 }
 
 // parseScanListing parses "n size" (RFC 1939 §5; anything after the size is
@@ -413,22 +442,13 @@ func parseScanListing(cmd string, line []byte) (MessageInfo, error) {
 	return MessageInfo{Number: n, Size: size}, nil
 }
 
-// parseUIDListing parses "n uid" (RFC 1939 §7). The UID is the rest of the
-// line after the separating spaces, kept as it is even where it breaks the
-// RFC's rules, so that no message becomes unaddressable; callers that store
-// UIDs must encode them (see ValidUID).
+// parseUIDListing parses "n uid" (RFC 1939 §7); see scanUIDLine.
 func parseUIDListing(line []byte) (MessageInfo, error) {
-	s := string(line)
-	sp := strings.IndexAny(s, " \t")
-	if sp < 1 {
-		return MessageInfo{}, protoErrorf("UIDL", "malformed unique-id listing %q", truncate(line, 80))
+	n, uid, err := scanUIDLine(line)
+	if err != nil {
+		return MessageInfo{}, err
 	}
-	n, err := strconv.Atoi(s[:sp])
-	uid := strings.TrimRight(strings.TrimLeft(s[sp:], " \t"), " \t")
-	if err != nil || n < 1 || uid == "" {
-		return MessageInfo{}, protoErrorf("UIDL", "malformed unique-id listing %q", truncate(line, 80))
-	}
-	return MessageInfo{Number: n, UID: uid}, nil
+	return MessageInfo{Number: n, UID: string(uid)}, nil
 }
 
 // ValidUID reports whether uid follows RFC 1939 §7: 1 to 70 octets, each in

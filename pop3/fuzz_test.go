@@ -205,8 +205,15 @@ func FuzzDotReader(f *testing.F) {
 // once written back.
 func FuzzScanListing(f *testing.F) {
 	f.Add([]byte("1 120"))
+	f.Add([]byte("+1\u00a0120 x"))
 	f.Fuzz(func(t *testing.T, line []byte) {
 		m, err := parseScanListing("LIST", line)
+		// scanSizeLine, which the client uses, is parseScanListing
+		// without its allocations: it must say the same.
+		n, size, serr := scanSizeLine("LIST", line)
+		if (serr == nil) != (err == nil) || n != m.Number || size != m.Size {
+			t.Fatalf("%q: scanSizeLine says %d %d %v, parseScanListing %+v %v", line, n, size, serr, m, err)
+		}
 		if err != nil {
 			var pe *ProtocolError
 			if !errors.As(err, &pe) || pe.Command != "LIST" {

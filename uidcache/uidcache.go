@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -70,24 +71,56 @@ type Entry struct {
 // Cache is the set of UIDs known for one mailbox. It is not safe for
 // concurrent use; the caller holds the account's lock.
 //
-// Each entry keeps its line of the file, so that a Snapshot (taken for
-// every batch a run records) copies lines rather than formatting and
-// sorting the whole cache: the file lists UIDs in the order they were
-// first recorded.
+// A cache of a big kept mailbox is read on every run, so it is kept in a
+// few large pieces, with nothing per UID for the garbage collector to
+// scan: the UIDs one after the other in one string, a fixed-size record
+// per UID, and an index (see index). Entries stay in the order their
+// UIDs were first recorded, which is the file's order and, for a kept
+// mailbox, the server's: Find looks first where its last look ended, so
+// a listing looked up in order costs a string comparison per message.
 type Cache struct {
-	path    string
-	key     string
-	entries map[string]*item
-	order   []*item // in file order; may hold removed items
-	removed int     // removed items still in order
-	dirty   bool
+	path  string
+	key   string
+	uids  strings.Builder // every UID recorded, one after the other
+	text  string          // uids.String()
+	items []item          // in the order first recorded; removed ones stay until compacted
+	index index           // UID → position in items, of the live ones
+	next  int             // where Find looks first
+	dirty bool
+	// removed counts the removed items still in items.
+	removed int
 }
 
-// item is an entry and its line in the file.
+// item is what the cache keeps of a UID: where the UID is in text, and its
+// entry. State 0 marks an item removed.
 type item struct {
-	Entry
-	line    string // "UID\ttime\tstate\n"
-	removed bool
+	off    uint32
+	n      uint16 // the UID's length (pop3 bounds UIDs far below 65536)
+	state  State
+	breaks uint8
+	seen   int64 // Unix seconds
+	size   int64
+}
+
+// maxUID is the longest UID a cache records: longer ones are cut, which
+// cannot happen with UIDs from the pop3 package (Options.MaxUID).
+const maxUID = 1<<16 - 1
+
+func (c *Cache) uidAt(pos int) string {
+	it := &c.items[pos]
+	return c.text[it.off : it.off+uint32(it.n)]
+}
+
+func (it *item) entry() Entry {
+	return Entry{Seen: time.Unix(it.seen, 0).UTC(), State: it.state, Breaks: int(it.breaks), Size: it.size}
+}
+
+// addUID appends a UID to the text and returns its offset.
+func (c *Cache) addUID(uid string) uint32 {
+	off := uint32(c.uids.Len())
+	c.uids.WriteString(uid)
+	c.text = c.uids.String()
+	return off
 }
 
 // FileName returns the name of the cache file of key within a state
@@ -118,72 +151,251 @@ const (
 // Open loads the cache of key from the state directory dir. A missing file
 // is an empty cache; the file is only written by Save.
 func Open(dir, key string) (*Cache, error) {
-	c := &Cache{path: filepath.Join(dir, FileName(key)), key: key, entries: map[string]*item{}}
+	c := &Cache{path: filepath.Join(dir, FileName(key)), key: key}
 	f, err := os.Open(c.path)
 	if errors.Is(err, fs.ErrNotExist) {
+		c.index.reset(0)
 		return c, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("uidcache: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		uid, e, err := parseLine(line)
-		if err != nil {
-			return nil, fmt.Errorf("uidcache: %s:%d: %w", c.path, n, err)
-		}
-		if it, ok := c.entries[uid]; ok { // a UID twice: the last line wins
-			it.Entry, it.line = e, line+"\n"
-			continue
-		}
-		it := &item{Entry: e, line: line + "\n"}
-		c.entries[uid] = it
-		c.order = append(c.order, it)
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("uidcache: reading %s: %w", c.path, err)
+	if err := c.load(f, size); err != nil {
+		return nil, fmt.Errorf("uidcache: %s:%w", c.path, err)
 	}
 	return c, nil
 }
 
-func parseLine(line string) (string, Entry, error) {
-	f := strings.Split(line, "\t")
-	if len(f) < 3 || len(f) > 4 || len(f[2]) < 1 || len(f[2]) > 2 {
-		return "", Entry{}, errors.New("malformed line: want UID, time, state and size separated by tabs")
+// Bounds of a file's lines: no line of a file Save wrote comes near.
+const (
+	maxLine  = 1 << 20
+	minEntry = len("u\t2006-01-02T15:04:05Z\tR\n")
+)
+
+// load reads the entries of a file of about size octets: one line each,
+// "UID\ttime\tstate" or "UID\ttime\tstate\tsize"; empty lines and lines beginning with '#' are
+// comments. A UID listed twice takes the last line's entry, at the first
+// line's place.
+func (c *Cache) load(r io.Reader, size int64) error {
+	// Room for as many UIDs as the file can hold: only what is written
+	// of it is ever in memory.
+	if size > 0 && size < 1<<31 {
+		c.uids.Grow(int(size))
+		c.items = make([]item, 0, int(size)/minEntry+1)
 	}
-	uid, err := decodeUID(f[0])
-	if err != nil {
-		return "", Entry{}, err
-	}
-	seen, err := time.Parse(time.RFC3339, f[1])
-	if err != nil {
-		return "", Entry{}, fmt.Errorf("bad time %q", f[1])
-	}
-	st := State(f[2][0])
-	if !st.valid() {
-		return "", Entry{}, fmt.Errorf("bad state %q", f[2])
-	}
-	e := Entry{Seen: seen, State: st}
-	switch {
-	case st == Broken && len(f[2]) == 2 && '1' <= f[2][1] && f[2][1] <= '9':
-		e.Breaks = int(f[2][1] - '0')
-	case len(f[2]) != 1:
-		return "", Entry{}, fmt.Errorf("bad state %q", f[2])
-	}
-	if len(f) == 4 {
-		size, err := strconv.ParseInt(f[3], 10, 64)
-		if err != nil || size <= 0 {
-			return "", Entry{}, fmt.Errorf("bad size %q", f[3])
+	br := bufio.NewReaderSize(r, 64<<10)
+	var long []byte // a line longer than br's buffer
+	var last lastTime
+	for num := 1; ; num++ {
+		line, err := br.ReadSlice('\n')
+		for err == bufio.ErrBufferFull {
+			if long = append(long[:0], line...); len(long) > maxLine {
+				return fmt.Errorf("%d: line longer than %d octets", num, maxLine)
+			}
+			var more []byte
+			more, err = br.ReadSlice('\n')
+			line = append(long, more...)
+			long = line
 		}
-		e.Size = size
+		if err != nil && err != io.EOF {
+			return fmt.Errorf(" %w", err)
+		}
+		if len(line) == 0 && err == io.EOF {
+			break
+		}
+		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
+		if len(line) > 0 && line[0] != '#' {
+			if perr := c.parseLine(line, &last); perr != nil {
+				return fmt.Errorf("%d: %w", num, perr)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
 	}
-	return uid, e, nil
+	c.text = c.uids.String()
+	c.reindex()
+	return nil
+}
+
+// lastTime is the time of the line parsed last: a run records many
+// entries in the same second, and their lines are read with one parse.
+type lastTime struct {
+	text [32]byte
+	n    int
+	seen int64
+}
+
+var errMalformed = errors.New("malformed line: want UID, time, state and size separated by tabs")
+
+// parseLine parses a line of the file, without its line ending, and
+// appends its item.
+func (c *Cache) parseLine(line []byte, last *lastTime) error {
+	t1 := bytes.IndexByte(line, '\t')
+	if t1 < 0 {
+		return errMalformed
+	}
+	t2 := bytes.IndexByte(line[t1+1:], '\t')
+	if t2 < 0 {
+		return errMalformed
+	}
+	t2 += t1 + 1
+	enc, when, st := line[:t1], line[t1+1:t2], line[t2+1:]
+	var size []byte // optional: older versions wrote three fields
+	if t3 := bytes.IndexByte(st, '\t'); t3 >= 0 {
+		st, size = st[:t3], st[t3+1:]
+		if bytes.IndexByte(size, '\t') >= 0 {
+			return errMalformed
+		}
+	}
+	if len(st) < 1 || len(st) > 2 {
+		return errMalformed
+	}
+	it := item{state: State(st[0])}
+	if !it.state.valid() {
+		return fmt.Errorf("bad state %q", st)
+	}
+	switch {
+	case it.state == Broken && len(st) == 2 && '1' <= st[1] && st[1] <= '9':
+		it.breaks = st[1] - '0'
+	case len(st) != 1:
+		return fmt.Errorf("bad state %q", st)
+	}
+	if string(when) == string(last.text[:last.n]) && last.n > 0 {
+		it.seen = last.seen
+	} else {
+		seen, err := parseTime(when)
+		if err != nil {
+			return err
+		}
+		it.seen = seen
+		if len(when) <= len(last.text) {
+			last.n = copy(last.text[:], when)
+			last.seen = seen
+		}
+	}
+	if size != nil {
+		n, ok := parseSize(size)
+		if !ok {
+			return fmt.Errorf("bad size %q", size)
+		}
+		it.size = n
+	}
+	if len(c.items) >= maxItems {
+		return errors.New("too many entries")
+	}
+	off := c.uids.Len()
+	if err := appendDecoded(&c.uids, enc); err != nil {
+		return err
+	}
+	n := c.uids.Len() - off
+	if n > maxUID {
+		return fmt.Errorf("UID of %d octets", n)
+	}
+	it.off, it.n = uint32(off), uint16(n)
+	c.items = append(c.items, it)
+	return nil
+}
+
+// parseTime parses an RFC 3339 time as Unix seconds. The form the cache
+// writes, "2006-01-02T15:04:05Z", is read directly; any other goes
+// through time.Parse.
+func parseTime(s []byte) (int64, error) {
+	if len(s) == 20 && s[4] == '-' && s[7] == '-' && s[10] == 'T' && s[13] == ':' && s[16] == ':' && s[19] == 'Z' {
+		y, ok1 := digits(s[0:4])
+		mo, ok2 := digits(s[5:7])
+		d, ok3 := digits(s[8:10])
+		h, ok4 := digits(s[11:13])
+		mi, ok5 := digits(s[14:16])
+		sec, ok6 := digits(s[17:19])
+		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && mo >= 1 && mo <= 12 && d >= 1 && h < 24 && mi < 60 && sec < 60 {
+			t := time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC)
+			if t.Day() == d { // not a day past the month's end
+				return t.Unix(), nil
+			}
+		}
+	}
+	t, err := time.Parse(time.RFC3339, string(s))
+	if err != nil {
+		return 0, fmt.Errorf("bad time %q", s)
+	}
+	return t.Unix(), nil
+}
+
+// parseSize parses a size field: a positive decimal number, as
+// strconv.ParseInt takes it.
+func parseSize(b []byte) (int64, bool) {
+	if len(b) > 0 && len(b) < 19 { // cannot overflow
+		var n int64
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				n = -1
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if n >= 0 {
+			return n, n > 0
+		}
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	return n, err == nil && n > 0
+}
+
+// digits parses a run of decimal digits.
+func digits(s []byte) (int, bool) {
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+// reindex builds the index from the items, which it compacts. Of the
+// items of a UID found twice (a file written by hand), the last one's
+// entry is kept, at the first one's place.
+func (c *Cache) reindex() {
+	c.compactItems()
+	c.index.reset(len(c.items))
+	for i := range c.items {
+		uid := c.uidAt(i)
+		slot, p := c.index.lookup(uid, c.uidAt)
+		if p < 0 {
+			c.index.set(slot, uid, i)
+			continue
+		}
+		it := c.items[i]
+		it.off, it.n = c.items[p].off, c.items[p].n
+		c.items[p] = it
+		c.items[i] = item{}
+		c.removed++
+	}
+	if c.removed > 0 {
+		c.reindex()
+	}
+}
+
+// compactItems drops the removed items, and so renumbers positions.
+func (c *Cache) compactItems() {
+	if c.removed == 0 {
+		return
+	}
+	live := c.items[:0]
+	for _, it := range c.items {
+		if it.state != 0 {
+			live = append(live, it)
+		}
+	}
+	clear(c.items[len(live):])
+	c.items, c.removed, c.next = live, 0, 0
 }
 
 // Path returns the cache file's path.
@@ -193,20 +405,54 @@ func (c *Cache) Path() string { return c.path }
 func (c *Cache) Key() string { return c.key }
 
 // Len returns the number of UIDs in the cache.
-func (c *Cache) Len() int { return len(c.entries) }
+func (c *Cache) Len() int { return len(c.items) - c.removed }
 
 // Get returns the entry of a UID.
 func (c *Cache) Get(uid string) (Entry, bool) {
-	it, ok := c.entries[uid]
+	p, ok := c.Find(uid)
 	if !ok {
 		return Entry{}, false
 	}
-	return it.Entry, true
+	return c.items[p].entry(), true
 }
 
+// Find returns the position of uid in the cache, for At. Positions run
+// from 0 to Positions()-1 in the order the UIDs were first recorded; they
+// stay valid until the next Snapshot or Save. Finding UIDs in the order
+// they were recorded is fastest: each look begins where the last one
+// found its UID.
+func (c *Cache) Find(uid string) (int, bool) {
+	if p := c.next; p < len(c.items) && c.items[p].state != 0 && c.uidAt(p) == uid {
+		c.next++
+		return p, true
+	}
+	_, p := c.index.lookup(uid, c.uidAt)
+	if p < 0 {
+		return -1, false
+	}
+	c.next = p + 1
+	return p, true
+}
+
+// At returns the UID and entry at a position (see Find); ok is false for
+// a position whose UID was deleted.
+func (c *Cache) At(pos int) (uid string, e Entry, ok bool) {
+	it := &c.items[pos]
+	if it.state == 0 {
+		return "", Entry{}, false
+	}
+	return c.uidAt(pos), it.entry(), true
+}
+
+// Positions returns the number of positions (see Find): Len, and the
+// positions of UIDs deleted since the last Snapshot.
+func (c *Cache) Positions() int { return len(c.items) }
+
 // Put records a UID. Seen is truncated to the second; Breaks is kept
-// within 1 to 9 for Broken, and 0 otherwise.
+// within 1 to 9 for Broken, and 0 otherwise. A UID longer than 65535
+// octets is recorded cut to that length.
 func (c *Cache) Put(uid string, e Entry) {
+	uid = uid[:min(len(uid), maxUID)]
 	e.Seen = e.Seen.UTC().Truncate(time.Second)
 	if e.State != Broken {
 		e.Breaks = 0
@@ -214,43 +460,71 @@ func (c *Cache) Put(uid string, e Entry) {
 		e.Breaks = min(max(e.Breaks, 1), 9)
 	}
 	e.Size = max(e.Size, 0)
-	it, ok := c.entries[uid]
-	if ok && it.Entry == e {
+	slot, p := c.index.lookup(uid, c.uidAt)
+	if p >= 0 && c.items[p].entry() == e {
 		return
 	}
-	if !ok {
-		it = &item{}
-		c.entries[uid] = it
-		c.order = append(c.order, it)
+	if p < 0 {
+		if len(c.items) >= maxItems {
+			c.compactItems()
+			if len(c.items) >= maxItems {
+				// pop3 lists at most a million messages
+				panic("uidcache: more than 16777214 UIDs")
+			}
+			c.grow()
+			slot, _ = c.index.lookup(uid, c.uidAt)
+		}
+		if c.index.full() {
+			c.grow()
+			slot, _ = c.index.lookup(uid, c.uidAt)
+		}
+		p = len(c.items)
+		c.items = append(c.items, item{off: c.addUID(uid), n: uint16(len(uid))})
+		c.index.set(slot, uid, p)
 	}
-	it.Entry, it.line = e, formatLine(uid, e)
+	it := &c.items[p]
+	it.seen, it.state, it.breaks, it.size = e.Seen.Unix(), e.State, uint8(e.Breaks), e.Size
 	c.dirty = true
+}
+
+// grow makes room in the index for more UIDs.
+func (c *Cache) grow() {
+	c.index.reset(2 * len(c.items))
+	for i := range c.items {
+		if c.items[i].state != 0 {
+			uid := c.uidAt(i)
+			slot, _ := c.index.lookup(uid, c.uidAt)
+			c.index.set(slot, uid, i)
+		}
+	}
 }
 
 // Delete forgets a UID.
 func (c *Cache) Delete(uid string) {
-	if it, ok := c.entries[uid]; ok {
-		delete(c.entries, uid)
-		it.removed = true
-		c.removed++
-		c.dirty = true
+	slot, p := c.index.lookup(uid, c.uidAt)
+	if p < 0 {
+		return
 	}
+	c.index.remove(slot)
+	c.items[p].state = 0
+	c.removed++
+	c.dirty = true
 }
 
-// Each calls fn for every UID in the cache, in no particular order; fn may
-// Delete the UID it is given.
+// Each calls fn for every UID in the cache, in the order they were first
+// recorded; fn may Delete the UID it is given.
 func (c *Cache) Each(fn func(uid string, e Entry)) {
-	for uid, it := range c.entries {
-		fn(uid, it.Entry)
+	for i := range c.items {
+		if it := &c.items[i]; it.state != 0 {
+			fn(c.uidAt(i), it.entry())
+		}
 	}
 }
 
 // UIDs returns every UID in the cache, sorted.
 func (c *Cache) UIDs() []string {
-	uids := make([]string, 0, len(c.entries))
-	for uid := range c.entries {
-		uids = append(uids, uid)
-	}
+	uids := make([]string, 0, c.Len())
+	c.Each(func(uid string, _ Entry) { uids = append(uids, uid) })
 	sort.Strings(uids)
 	return uids
 }
@@ -300,44 +574,44 @@ type Snapshot struct {
 }
 
 // Snapshot captures the cache as it is now, and marks it clean: a caller
-// whose Write of the snapshot fails must call MarkDirty. It copies each
-// entry's line, in the order the UIDs were first recorded.
+// whose Write of the snapshot fails must call MarkDirty. It writes a line
+// per UID, in the order the UIDs were first recorded; lines recorded in
+// the same second share the formatting of their time.
 func (c *Cache) Snapshot() *Snapshot {
-	if c.removed > len(c.order)/2 {
-		live := c.order[:0]
-		for _, it := range c.order {
-			if !it.removed {
-				live = append(live, it)
-			}
-		}
-		clear(c.order[len(live):])
-		c.order, c.removed = live, 0
+	if c.removed > len(c.items)/2 {
+		c.compactItems()
+		c.grow()
 	}
-	var b bytes.Buffer
-	b.Grow(128 + 48*len(c.entries))
-	fmt.Fprintf(&b, "# popfetch UID cache v1: %s\n", encodeUID(c.key))
-	fmt.Fprintf(&b, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped, "+
-		"Bn broke n sessions, Q quarantined\tsize as listed\n")
-	for _, it := range c.order {
-		if !it.removed {
-			b.WriteString(it.line)
+	b := make([]byte, 0, 256+(len(c.text)+36*len(c.items))*9/8)
+	b = fmt.Appendf(b, "# popfetch UID cache v1: %s\n", encodeUID(c.key))
+	b = append(b, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped, "+
+		"Bn broke n sessions, Q quarantined\tsize as listed\n"...)
+	var when []byte
+	seen := int64(-1 << 63)
+	for i := range c.items {
+		it := &c.items[i]
+		if it.state == 0 {
+			continue
 		}
+		if it.seen != seen || when == nil {
+			seen = it.seen
+			when = time.Unix(seen, 0).UTC().AppendFormat(when[:0], time.RFC3339)
+		}
+		b = appendEncoded(b, c.uidAt(i))
+		b = append(b, '\t')
+		b = append(b, when...)
+		b = append(b, '\t', byte(it.state))
+		if it.state == Broken {
+			b = append(b, '0'+it.breaks)
+		}
+		if it.size > 0 {
+			b = append(b, '\t')
+			b = strconv.AppendInt(b, it.size, 10)
+		}
+		b = append(b, '\n')
 	}
 	c.dirty = false
-	return &Snapshot{path: c.path, data: b.Bytes()}
-}
-
-// formatLine is an entry's line in the file.
-func formatLine(uid string, e Entry) string {
-	state := string(rune(e.State))
-	if e.State == Broken {
-		state += string(rune('0' + e.Breaks))
-	}
-	line := encodeUID(uid) + "\t" + e.Seen.UTC().Format(time.RFC3339) + "\t" + state
-	if e.Size > 0 {
-		line += "\t" + strconv.FormatInt(e.Size, 10)
-	}
-	return line + "\n"
+	return &Snapshot{path: c.path, data: b}
 }
 
 // MarkDirty marks the cache as changed since it was last saved.
@@ -398,60 +672,80 @@ func DecodeUID(s string) (string, error) { return decodeUID(s) }
 // spaces, and escapes every other byte, and '%', as %XX. A leading '#' is
 // escaped too: the line would read as a comment, and the UID be forgotten.
 func encodeUID(uid string) string {
-	clean := !strings.HasPrefix(uid, "#")
-	for i := 0; i < len(uid); i++ {
-		if b := uid[i]; b < 0x21 || b > 0x7e || b == '%' {
-			clean = false
-			break
-		}
-	}
-	if clean && uid != "" {
+	if cleanUID(uid) {
 		return uid
 	}
-	var b strings.Builder
+	return string(appendEncoded(nil, uid))
+}
+
+// cleanUID reports whether a UID is written as itself.
+func cleanUID(uid string) bool {
+	if uid == "" || uid[0] == '#' {
+		return false
+	}
+	for i := 0; i < len(uid); i++ {
+		if b := uid[i]; b < 0x21 || b > 0x7e || b == '%' {
+			return false
+		}
+	}
+	return true
+}
+
+// appendEncoded appends the encoding of a UID (see encodeUID).
+func appendEncoded(b []byte, uid string) []byte {
+	if cleanUID(uid) {
+		return append(b, uid...)
+	}
 	if uid == "" {
-		return "%" // the empty UID; no valid encoding is a lone %
+		return append(b, '%') // the empty UID; no valid encoding is a lone %
 	}
 	for i := 0; i < len(uid); i++ {
 		c := uid[i]
 		if c < 0x21 || c > 0x7e || c == '%' || (i == 0 && c == '#') {
-			b.WriteByte('%')
-			b.WriteByte(hexDigits[c>>4])
-			b.WriteByte(hexDigits[c&15])
+			b = append(b, '%', hexDigits[c>>4], hexDigits[c&15])
 		} else {
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	return b.String()
+	return b
 }
 
 func decodeUID(s string) (string, error) {
-	if s == "%" {
-		return "", nil
-	}
-	if !strings.Contains(s, "%") {
-		if s == "" {
-			return "", errors.New("empty UID")
-		}
-		return s, nil
-	}
 	var b strings.Builder
+	if err := appendDecoded(&b, []byte(s)); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// appendDecoded appends the UID that s encodes (see encodeUID).
+func appendDecoded(b *strings.Builder, s []byte) error {
+	if len(s) == 1 && s[0] == '%' {
+		return nil // the empty UID
+	}
+	if bytes.IndexByte(s, '%') < 0 {
+		if len(s) == 0 {
+			return errors.New("empty UID")
+		}
+		b.Write(s)
+		return nil
+	}
 	for i := 0; i < len(s); i++ {
 		if s[i] != '%' {
 			b.WriteByte(s[i])
 			continue
 		}
 		if i+2 >= len(s) {
-			return "", fmt.Errorf("bad escape in UID %q", s)
+			return fmt.Errorf("bad escape in UID %q", s)
 		}
 		hi, lo := unhex(s[i+1]), unhex(s[i+2])
 		if hi < 0 || lo < 0 {
-			return "", fmt.Errorf("bad escape in UID %q", s)
+			return fmt.Errorf("bad escape in UID %q", s)
 		}
 		b.WriteByte(byte(hi<<4 | lo))
 		i += 2
 	}
-	return b.String(), nil
+	return nil
 }
 
 func unhex(c byte) int {

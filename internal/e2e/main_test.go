@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(bigServerEnv) != "" {
 		serveBigMessage()
 	}
+	if os.Getenv(keptServerEnv) != "" {
+		serveKept()
+	}
 	dir, err := os.MkdirTemp("", "popfetch-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

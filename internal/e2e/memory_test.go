@@ -66,22 +66,7 @@ func serveBigMessage() {
 // KiB, after checking the delivered message byte for byte.
 func fetchPeakRSS(t *testing.T, size int) int64 {
 	t.Helper()
-	helper := exec.Command(os.Args[0], "-test.run=^$")
-	helper.Env = append(os.Environ(), fmt.Sprintf("%s=%d", bigServerEnv, size))
-	stdin, _ := helper.StdinPipe()
-	stdout, _ := helper.StdoutPipe()
-	helper.Stderr = os.Stderr
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer helper.Wait()
-	defer stdin.Close()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	f := strings.Fields(line)
-	if err != nil || len(f) != 2 {
-		t.Fatalf("helper server: %q %v", line, err)
-	}
-	host, port, _ := strings.Cut(f[0], ":")
+	host, port, pin := startHelper(t, fmt.Sprintf("%s=%d", bigServerEnv, size))
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, fmt.Sprintf(`[[account]]
 name = "big"
@@ -93,7 +78,7 @@ password = "secret"
 state_dir = %q
 [account.deliver]
 maildir = %q
-`, host, port, f[1], filepath.Join(dir, "state"), filepath.Join(dir, "md")))
+`, host, port, pin, filepath.Join(dir, "state"), filepath.Join(dir, "md")))
 	cmd := exec.Command(popfetchBin, "-c", cfg)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("popfetch: %v\n%s", err, out)

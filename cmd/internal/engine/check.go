@@ -58,12 +58,12 @@ func Check(ctx context.Context, opts Options, header HeaderFunc) (CheckResult, e
 		return res, err
 	}
 	defer s.close()
-	res.Listed = len(s.msgs)
+	res.Listed = s.list.Len()
 
 	// The plan is Run's own decision, so "new" means what a fetch would
 	// retrieve. Check only reads it: the cache is not changed, and the
 	// warnings are a fetch's to give, once, when it records them.
-	p, err := makePlan(r.acct, r.cache, s.msgs, r.noUIDL, r.opts.AcceptAllAsNew, r.now())
+	p, err := makePlan(r.acct, r.cache, s.list, r.noUIDL, r.opts.AcceptAllAsNew, r.now())
 	if err != nil {
 		return res, err
 	}

@@ -190,7 +190,7 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	defer s.close()
-	p, err := r.plan(s.msgs)
+	p, err := r.plan(s.list)
 	if err != nil {
 		return err
 	}
@@ -214,7 +214,7 @@ func (r *run) run(ctx context.Context) error {
 			return err
 		}
 		defer s.close()
-		if p, err = r.plan(s.msgs); err != nil {
+		if p, err = r.plan(s.list); err != nil {
 			return err
 		}
 	}
@@ -256,7 +256,7 @@ func (r *run) fetchWithoutUIDs(ctx context.Context, s *session, p plan) error {
 			return err
 		}
 		defer s.close()
-		if p, err = r.plan(s.msgs); err != nil {
+		if p, err = r.plan(s.list); err != nil {
 			return err
 		}
 		if a := r.acct; a.MaxMessages > 0 {
@@ -270,8 +270,8 @@ func (r *run) fetchWithoutUIDs(ctx context.Context, s *session, p plan) error {
 
 // plan makes the run's plan and applies what it says of the cache, with
 // its reports.
-func (r *run) plan(msgs []message) (plan, error) {
-	r.res.Listed = len(msgs)
+func (r *run) plan(msgs messages) (plan, error) {
+	r.res.Listed = msgs.Len()
 	p, err := makePlan(r.acct, r.cache, msgs, r.noUIDL, r.opts.AcceptAllAsNew, r.now())
 	if err != nil {
 		return p, err

@@ -14,10 +14,43 @@ type message struct {
 	size int64
 }
 
+// messages is a list of messages, in the server's order.
+type messages interface {
+	Len() int
+	At(i int) message
+}
+
+// listing is what the server listed: UIDL and LIST joined by message
+// number. It holds no value per message: a kept mailbox of tens of
+// thousands of messages is listed on every run, and At makes each
+// message from the two listings as it is asked for.
+type listing struct {
+	uids  *pop3.Listing // nil for a server without UIDL
+	sizes *pop3.Listing
+	// bySize is the line of LIST that holds UIDL's line i, when the two
+	// are not in the same order; nil when they are (every server known
+	// lists both in message number order).
+	bySize []int32
+}
+
+func (l *listing) Len() int { return l.sizes.Len() }
+
+func (l *listing) At(i int) message {
+	if l.uids == nil {
+		return message{num: l.sizes.Number(i), size: l.sizes.At(i).Size}
+	}
+	u := l.uids.At(i)
+	j := i
+	if l.bySize != nil {
+		j = int(l.bySize[i])
+	}
+	return message{num: u.Number, uid: u.UID, size: l.sizes.At(j).Size}
+}
+
 // session is one POP3 session, logged in, with the server's listing.
 type session struct {
 	c           *pop3.Client
-	msgs        []message
+	list        *listing
 	stopClosing func() bool
 }
 
@@ -44,7 +77,7 @@ func (r *run) openSession(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	s := &session{c: c, stopClosing: context.AfterFunc(ctx, func() { c.Close() })}
-	if s.msgs, err = r.login(ctx, c); err != nil {
+	if s.list, err = r.login(ctx, c); err != nil {
 		s.close()
 		return nil, err
 	}
@@ -52,19 +85,24 @@ func (r *run) openSession(ctx context.Context) (*session, error) {
 }
 
 // login logs in on c and lists the messages.
-func (r *run) login(ctx context.Context, c *pop3.Client) ([]message, error) {
+func (r *run) login(ctx context.Context, c *pop3.Client) (*listing, error) {
 	a := r.acct
 	if err := login(ctx, c, a, r.creds); err != nil {
 		return nil, err
 	}
 	// RFC 2449 §4: capabilities may change after login.
 	capa, uidl, list := c.Capa(), c.UIDL(), c.List()
+	// The cache says about how long the listing is: read it without
+	// growing its arrays as it comes.
+	expect := r.cache.Len() + r.cache.Len()/16 + 16
+	uidl.Grow(expect, expect*24)
+	list.Grow(expect, 0)
 	if _, err := capa.Wait(); err != nil && !isRefusal(err) {
 		return nil, err
 	}
 	r.checkCaps(c.Caps())
-	uids, uerr := uidl.Wait()
-	sizes, lerr := list.Wait()
+	uids, uerr := uidl.Listing()
+	sizes, lerr := list.Listing()
 	if lerr != nil {
 		return nil, lerr
 	}
@@ -91,38 +129,65 @@ func (r *run) login(ctx context.Context, c *pop3.Client) ([]message, error) {
 	return listOnly(sizes)
 }
 
-// merge joins UIDL and LIST by message number.
-func merge(uids, sizes []pop3.MessageInfo) ([]message, error) {
-	byNum := make(map[int]int64, len(sizes))
-	for _, s := range sizes {
-		byNum[s.Number] = s.Size
-	}
-	msgs := make([]message, 0, len(uids))
-	seen := make(map[int]bool, len(uids))
-	for _, u := range uids {
-		size, ok := byNum[u.Number]
-		if !ok || seen[u.Number] {
-			return nil, &pop3.ProtocolError{Command: "UIDL", Msg: fmt.Sprintf("message %d is listed by UIDL and LIST differently", u.Number)}
+// inOrder reports whether l lists messages in increasing number order,
+// so each once.
+func inOrder(l *pop3.Listing) bool {
+	prev := 0
+	for i := 0; i < l.Len(); i++ {
+		n := l.Number(i)
+		if n <= prev {
+			return false
 		}
-		seen[u.Number] = true
-		msgs = append(msgs, message{num: u.Number, uid: u.UID, size: size})
+		prev = n
 	}
-	if len(msgs) != len(sizes) {
-		return nil, &pop3.ProtocolError{Command: "LIST", Msg: fmt.Sprintf("LIST lists %d messages, UIDL %d", len(sizes), len(msgs))}
+	return true
+}
+
+// merge joins UIDL and LIST by message number.
+func merge(uids, sizes *pop3.Listing) (*listing, error) {
+	if uids.Len() == sizes.Len() && inOrder(uids) {
+		same := true
+		for i := 0; i < uids.Len() && same; i++ {
+			same = uids.Number(i) == sizes.Number(i)
+		}
+		if same {
+			return &listing{uids: uids, sizes: sizes}, nil
+		}
 	}
-	return msgs, nil
+	// Not in the same order: join by number, and check that each
+	// message is listed once by each.
+	byNum := make(map[int]int32, sizes.Len())
+	for j := 0; j < sizes.Len(); j++ {
+		byNum[sizes.Number(j)] = int32(j)
+	}
+	l := &listing{uids: uids, sizes: sizes, bySize: make([]int32, uids.Len())}
+	seen := make(map[int]bool, uids.Len())
+	for i := 0; i < uids.Len(); i++ {
+		n := uids.Number(i)
+		j, ok := byNum[n]
+		if !ok || seen[n] {
+			return nil, &pop3.ProtocolError{Command: "UIDL", Msg: fmt.Sprintf("message %d is listed by UIDL and LIST differently", n)}
+		}
+		seen[n] = true
+		l.bySize[i] = j
+	}
+	if uids.Len() != sizes.Len() {
+		return nil, &pop3.ProtocolError{Command: "LIST", Msg: fmt.Sprintf("LIST lists %d messages, UIDL %d", sizes.Len(), uids.Len())}
+	}
+	return l, nil
 }
 
 // listOnly makes the messages of a LIST without UIDL: no UIDs.
-func listOnly(sizes []pop3.MessageInfo) ([]message, error) {
-	msgs := make([]message, 0, len(sizes))
-	seen := make(map[int]bool, len(sizes))
-	for _, s := range sizes {
-		if seen[s.Number] {
-			return nil, &pop3.ProtocolError{Command: "LIST", Msg: fmt.Sprintf("message %d is listed twice", s.Number)}
+func listOnly(sizes *pop3.Listing) (*listing, error) {
+	if !inOrder(sizes) {
+		seen := make(map[int]bool, sizes.Len())
+		for i := 0; i < sizes.Len(); i++ {
+			n := sizes.Number(i)
+			if seen[n] {
+				return nil, &pop3.ProtocolError{Command: "LIST", Msg: fmt.Sprintf("message %d is listed twice", n)}
+			}
+			seen[n] = true
 		}
-		seen[s.Number] = true
-		msgs = append(msgs, message{num: s.Number, size: s.Size})
 	}
-	return msgs, nil
+	return &listing{sizes: sizes}, nil
 }

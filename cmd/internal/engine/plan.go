@@ -46,9 +46,13 @@ const (
 // a poison message does not strand the mailbox).
 const quarantineAfter = 3
 
-// cacheView is what planning reads of the UID cache.
+// cacheView is what planning reads of the UID cache (see uidcache.Cache:
+// positions number the cache's UIDs, and looking UIDs up in the cache's
+// order is fastest).
 type cacheView interface {
-	Get(uid string) (uidcache.Entry, bool)
+	Find(uid string) (pos int, ok bool)
+	At(pos int) (uid string, e uidcache.Entry, ok bool)
+	Positions() int
 	Each(fn func(uid string, e uidcache.Entry))
 	Len() int
 	Path() string
@@ -58,18 +62,55 @@ type cacheView interface {
 // delete it unseen, or leave it, and which cached UIDs to forget. It is a
 // pure function of the account's settings, the cache, the listing and the
 // time. A listing without UIDs (noUIDL) is planned without the cache.
-func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, acceptAllAsNew bool, now time.Time) (plan, error) {
+//
+// It runs on every run of a mailbox that may keep tens of thousands of
+// messages, so it costs little per listed message: one lookup each (a
+// string comparison when the server lists in the cache's order), a bit
+// per cached UID to see which are listed and which twice, and nothing
+// per message the plan leaves alone.
+func makePlan(a *config.Account, cache cacheView, msgs messages, noUIDL, acceptAllAsNew bool, now time.Time) (plan, error) {
 	if noUIDL {
 		return planWithoutUIDs(a, msgs), nil
 	}
 	var p plan
-	known := 0 // listed messages the cache knows
-	for _, m := range msgs {
-		if _, ok := cache.Get(m.uid); ok {
-			known++
+	n := msgs.Len()
+	pos := make([]int32, n)                             // cache position of message i, -1 if none
+	listed := make([]uint64, (cache.Positions()+63)/64) // cache positions listed
+	known, distinct := 0, 0                             // listed messages the cache knows; their UIDs
+	var fresh map[string]int                            // UIDs the cache does not know: how many messages each
+	for i := 0; i < n; i++ {
+		m := msgs.At(i)
+		cp, ok := cache.Find(m.uid)
+		if !ok {
+			pos[i] = -1
+			if fresh == nil {
+				fresh = map[string]int{}
+			}
+			fresh[m.uid]++
+			continue
+		}
+		pos[i] = int32(cp)
+		known++
+		if bit := uint64(1) << (cp % 64); listed[cp/64]&bit == 0 {
+			listed[cp/64] |= bit
+			distinct++
+		} else {
+			// RFC 1939 §7 makes a UID name one message.
+			if p.shared == nil {
+				p.shared = map[string]int{}
+			}
+			p.shared[m.uid] = max(p.shared[m.uid], 1) + 1
 		}
 	}
-	if a.Keep && known == 0 && !acceptAllAsNew && len(msgs) >= tripListed {
+	for uid, k := range fresh {
+		if k > 1 {
+			if p.shared == nil {
+				p.shared = map[string]int{}
+			}
+			p.shared[uid] = k
+		}
+	}
+	if a.Keep && known == 0 && !acceptAllAsNew && n >= tripListed {
 		retrieved := 0
 		cache.Each(func(_ string, e uidcache.Entry) {
 			if e.State == uidcache.Retrieved || e.State == uidcache.Deleted {
@@ -77,27 +118,30 @@ func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, accept
 			}
 		})
 		if retrieved >= tripCached {
-			return p, &CacheMismatchError{Cached: retrieved, Listed: len(msgs), Path: cache.Path()}
+			return p, &CacheMismatchError{Cached: retrieved, Listed: n, Path: cache.Path()}
 		}
 	}
-	p.shared = sharedUIDs(msgs)
-	if known-sharedExtra(p.shared, cache) < cache.Len() {
+	if distinct < cache.Len() {
 		// Some cached UIDs are not listed: the listing is complete, so
 		// they were deleted, here or elsewhere, and are forgotten.
-		listed := make(map[string]bool, len(msgs))
-		for _, m := range msgs {
-			listed[m.uid] = true
-		}
-		cache.Each(func(uid string, _ uidcache.Entry) {
-			if !listed[uid] {
+		for cp := 0; cp < cache.Positions(); cp++ {
+			if listed[cp/64]&(1<<(cp%64)) != 0 {
+				continue
+			}
+			if uid, _, ok := cache.At(cp); ok {
 				p.forget = append(p.forget, uid)
 			}
-		})
+		}
 	}
 	limit := a.MaxMessages
 	var suspects []message // retrieving them broke a session
-	for _, m := range msgs {
-		e, cached := cache.Get(m.uid)
+	for i := 0; i < n; i++ {
+		var e uidcache.Entry
+		cached := pos[i] >= 0
+		if cached {
+			_, e, _ = cache.At(int(pos[i]))
+		}
+		m := msgs.At(i)
 		if cached && e.State == uidcache.Quarantined {
 			p.quarantined = append(p.quarantined, m)
 			continue
@@ -164,25 +208,14 @@ func makePlan(a *config.Account, cache cacheView, msgs []message, noUIDL, accept
 	return p, nil
 }
 
-// sharedExtra counts the listed messages beyond the first of each shared
-// UID that the cache knows: known counts messages, the cache UIDs.
-func sharedExtra(shared map[string]int, cache cacheView) int {
-	n := 0
-	for uid, k := range shared {
-		if _, ok := cache.Get(uid); ok {
-			n += k - 1
-		}
-	}
-	return n
-}
-
 // planWithoutUIDs retrieves every message, within max_size and
 // max_messages, for a server without UIDL (delete mode only; see
 // session.list). The cache holds nothing of these messages. A message too
 // large is reported on every run, as nothing can remember it was.
-func planWithoutUIDs(a *config.Account, msgs []message) plan {
+func planWithoutUIDs(a *config.Account, msgs messages) plan {
 	var p plan
-	for _, m := range msgs {
+	for i := 0; i < msgs.Len(); i++ {
+		m := msgs.At(i)
 		if a.MaxSize > 0 && m.size > a.MaxSize {
 			p.tooLarge = append(p.tooLarge, m)
 			continue
@@ -193,23 +226,4 @@ func planWithoutUIDs(a *config.Account, msgs []message) plan {
 		p.fetch = append(p.fetch, m)
 	}
 	return p
-}
-
-// sharedUIDs returns the UIDs listed for more than one message, with how
-// many messages each names; nil if there are none.
-func sharedUIDs(msgs []message) map[string]int {
-	count := make(map[string]int, len(msgs))
-	for _, m := range msgs {
-		count[m.uid]++
-	}
-	var shared map[string]int
-	for uid, n := range count {
-		if n > 1 {
-			if shared == nil {
-				shared = map[string]int{}
-			}
-			shared[uid] = n
-		}
-	}
-	return shared
 }
