@@ -193,8 +193,14 @@ func (w *world) quarantined(m *pop3test.Message, broken map[string]int, warnings
 	if !w.poison(id) && broken[id] < quarantineAfter-1 {
 		return false
 	}
+	// A server without UIDL gives the client no UID to name: it names
+	// the message by its listed size ("#size:N"), all it has.
+	name := m.UID
+	if w.ep.Policy.NoUIDL {
+		name = fmt.Sprintf("#size:%d", w.listedSize(m))
+	}
 	for _, l := range warnings {
-		if strings.Contains(l, m.UID) {
+		if strings.Contains(l, name) {
 			return true
 		}
 	}
@@ -348,6 +354,11 @@ func (w *world) checkMemory(r Remembering) []Violation {
 	}
 	listed := map[string]*pop3test.Message{}
 	for _, m := range w.mb.Messages() {
+		if w.ep.Policy.NoUIDL {
+			// without UIDL the client can name a message by its size only
+			listed[fmt.Sprintf("#size:%d", w.listedSize(m))] = m
+			continue
+		}
 		listed[m.UID] = m
 	}
 	var vs []Violation

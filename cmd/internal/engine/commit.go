@@ -44,7 +44,7 @@ func (r *run) fetchSession(s *session, p plan) error {
 	defer target.Close()
 	l := newLedger(r, s.c, target, kind.limits)
 	l.deleteUnseen(p.dele)
-	fetchErr := r.fetch(s, l, target, kind, p.fetch, p.suspects > 0)
+	fetchErr := r.fetch(s, l, target, kind, p.fetch, p.oneByOne)
 	// What was delivered is made durable and recorded, whatever ended
 	// the fetch.
 	flushErr := l.flush()
@@ -100,10 +100,11 @@ func (r *run) quit(s *session, l *ledger) error {
 // noteBreak records that retrieving m broke the session; after
 // quarantineAfter runs in a row it is quarantined (CONTRACT §5).
 func (r *run) noteBreak(m message) {
+	key := m.uid
 	if r.noUIDL {
-		return
+		key = noUIDLKey(m)
 	}
-	e, _ := r.cache.Get(m.uid)
+	e, _ := r.cache.Get(key)
 	breaks := 1
 	if e.State == uidcache.Broken {
 		breaks = e.Breaks + 1
@@ -111,11 +112,11 @@ func (r *run) noteBreak(m message) {
 	if breaks >= quarantineAfter {
 		r.log.Warn("retrieving this message broke the session "+fmt.Sprint(breaks)+
 			" runs in a row: it is left on the server from now on, and the others are fetched; "+
-			"`popfetch cache forget ACCOUNT UID` tries it again", "uid", m.uid, "number", m.num)
-		r.cache.Put(m.uid, uidcache.Entry{Seen: r.now(), State: uidcache.Quarantined})
+			"`popfetch cache forget ACCOUNT UID` tries it again", "uid", key, "number", m.num)
+		r.cache.Put(key, uidcache.Entry{Seen: r.now(), State: uidcache.Quarantined})
 		return
 	}
-	r.cache.Put(m.uid, uidcache.Entry{Seen: r.now(), State: uidcache.Broken, Breaks: breaks, Size: m.size})
+	r.cache.Put(key, uidcache.Entry{Seen: r.now(), State: uidcache.Broken, Breaks: breaks, Size: m.size})
 }
 
 // messageFailed records a message that could not be delivered; it stays on
@@ -146,7 +147,7 @@ func (r *run) proveWritable(n int) error {
 }
 
 func (r *run) saveCache() error {
-	if r.noUIDL || !r.cache.Dirty() {
+	if !r.cache.Dirty() {
 		return nil
 	}
 	if err := r.cache.Save(); err != nil {

@@ -255,9 +255,13 @@ func (r *run) plan(msgs messages) (plan, error) {
 	}
 	r.res.Quarantined = len(p.quarantined)
 	for _, m := range p.quarantined {
+		uid := m.uid
+		if r.noUIDL {
+			uid = noUIDLKey(m)
+		}
 		r.log.Warn("message left on the server: retrieving it broke the session "+
 			fmt.Sprint(quarantineAfter)+" runs in a row; `popfetch cache forget ACCOUNT UID` tries again",
-			"uid", m.uid, "number", m.num, "size", m.size)
+			"uid", uid, "number", m.num, "size", m.size)
 	}
 	if len(p.shared) > 0 {
 		n, example := 0, ""

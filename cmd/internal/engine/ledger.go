@@ -208,7 +208,11 @@ func (l *ledger) settle(batch []delivered) {
 	for _, d := range batch {
 		delete(l.unsettled, d.msg.num)
 		if !l.keep && !bugDeleBeforeDurable {
-			l.dele = append(l.dele, pendingDele{cmd: l.c.Dele(d.msg.num), uid: d.msg.uid})
+			uid := d.msg.uid
+			if l.noUIDL {
+				uid = noUIDLKey(d.msg) // forgets that a message of its size broke a session
+			}
+			l.dele = append(l.dele, pendingDele{cmd: l.c.Dele(d.msg.num), uid: uid})
 		}
 	}
 }
@@ -248,9 +252,7 @@ func (l *ledger) quitted(warn func(uid string, err error)) {
 			continue
 		}
 		l.res.Deleted++
-		if !l.noUIDL {
-			l.cache.Delete(d.uid)
-		}
+		l.cache.Delete(d.uid)
 	}
 	l.dele = nil
 }

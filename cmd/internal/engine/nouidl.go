@@ -16,8 +16,17 @@ func (r *run) fetchWithoutUIDs(ctx context.Context, s *session, p plan) error {
 	wanted, listed := r.res.New, r.res.Listed
 	defer func() { r.res.New, r.res.Listed = wanted, listed }()
 	for {
-		more := len(p.fetch) > batch
-		p.fetch = p.fetch[:min(len(p.fetch), batch)]
+		// What broke a session before gets one of its own, after the
+		// others: if it breaks this one too, nothing else is delivered
+		// again.
+		take := min(batch, len(p.fetch)-p.suspects)
+		if take == 0 {
+			take = 1
+		}
+		more := len(p.fetch) > take
+		p.suspects -= max(len(p.fetch)-take, 0) // the suspects are last
+		p.fetch = p.fetch[:min(len(p.fetch), take)]
+		p.suspects = max(p.suspects, 0)
 		if err := r.fetchSession(s, p); err != nil || !more || r.res.HungUp || r.stopping() {
 			return err
 		}

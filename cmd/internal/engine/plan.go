@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
@@ -27,6 +29,9 @@ type plan struct {
 	// suspects counts the messages to fetch whose retrieval broke the
 	// last session (they are last in fetch).
 	suspects int
+	// oneByOne: a session broke last time, so this run retrieves one
+	// message at a time (see fetch).
+	oneByOne bool
 	// reused are messages listed under the UID of a message recorded
 	// with another size: another message, taken as new.
 	reused []message
@@ -70,7 +75,7 @@ type cacheView interface {
 // per message the plan leaves alone.
 func makePlan(a *config.Account, cache cacheView, msgs messages, noUIDL, acceptAllAsNew bool, now time.Time) (plan, error) {
 	if noUIDL {
-		return planWithoutUIDs(a, msgs), nil
+		return planWithoutUIDs(a, cache, msgs), nil
 	}
 	var p plan
 	n := msgs.Len()
@@ -205,6 +210,7 @@ func makePlan(a *config.Account, cache cacheView, msgs messages, noUIDL, acceptA
 	// breaks this one too, the others are delivered first (CONTRACT §5).
 	p.fetch = append(p.fetch, suspects...)
 	p.suspects = len(suspects)
+	p.oneByOne = p.suspects > 0
 	return p, nil
 }
 
@@ -212,18 +218,51 @@ func makePlan(a *config.Account, cache cacheView, msgs messages, noUIDL, acceptA
 // max_messages, for a server without UIDL (delete mode only; see
 // session.list). The cache holds nothing of these messages. A message too
 // large is reported on every run, as nothing can remember it was.
-func planWithoutUIDs(a *config.Account, msgs messages) plan {
+func planWithoutUIDs(a *config.Account, cache cacheView, msgs messages) plan {
 	var p plan
+	var suspects []message
+	listed := map[string]bool{}
 	for i := 0; i < msgs.Len(); i++ {
 		m := msgs.At(i)
+		key := noUIDLKey(m)
+		listed[key] = true
+		var e uidcache.Entry
+		if pos, ok := cache.Find(key); ok {
+			_, e, _ = cache.At(pos)
+		}
+		if e.State == uidcache.Quarantined {
+			p.quarantined = append(p.quarantined, m)
+			continue
+		}
 		if a.MaxSize > 0 && m.size > a.MaxSize {
 			p.tooLarge = append(p.tooLarge, m)
 			continue
 		}
-		if a.MaxMessages > 0 && len(p.fetch) >= a.MaxMessages {
+		if a.MaxMessages > 0 && len(p.fetch)+len(suspects) >= a.MaxMessages {
+			continue
+		}
+		if e.State == uidcache.Broken {
+			suspects = append(suspects, m)
 			continue
 		}
 		p.fetch = append(p.fetch, m)
 	}
+	p.fetch = append(p.fetch, suspects...)
+	p.suspects = len(suspects)
+	p.oneByOne = p.suspects > 0
+	cache.Each(func(key string, _ uidcache.Entry) {
+		if strings.HasPrefix(key, noUIDLPrefix) && !listed[key] {
+			p.forget = append(p.forget, key)
+		}
+	})
 	return p
 }
+
+// noUIDLPrefix begins the keys of noUIDLKey.
+const noUIDLPrefix = "#size:"
+
+// noUIDLKey names a message of a server without UIDL in the cache, for
+// the one thing the cache holds of such messages: that retrieving it
+// broke sessions (see quarantineAfter). Its size is all there is to tell
+// it from the others by; a message of the same size is taken for it.
+func noUIDLKey(m message) string { return noUIDLPrefix + strconv.FormatInt(m.size, 10) }

@@ -17,24 +17,7 @@ type knownFailure struct {
 // knownFailures are the defects of today's engine (issue 10), each found by
 // the simulator. Empty this list as the engine is fixed (and add the seed
 // to regressionSeeds); never add to it to make a new failure pass.
-var knownFailures = []knownFailure{
-	{
-		// Issue 10 point 5 on a server without UIDL: a message whose
-		// retrieval breaks the session each time (the connection drops
-		// at it, or its first line reads "+OK 1234 octets", which the
-		// pop3 client takes for a desynchronised session) cannot be
-		// quarantined, having no UID to remember it by. Every run breaks
-		// there: the messages after it are never fetched, and those
-		// before it are delivered again and again (no QUIT ever
-		// commits their deletion).
-		name: "poison message on a server without UIDL (issue 10.5)",
-		seed: 74,
-		match: func(ep sim.Episode, v sim.Violation) bool {
-			return ep.Policy.NoUIDL && (ep.Policy.Poison >= 0 || ep.Policy.StatusLine >= 0) &&
-				(v.Kind == sim.Stranded || v.Kind == sim.Unreported)
-		},
-	},
-}
+var knownFailures = []knownFailure{}
 
 // classify splits an episode's violations into those no known failure
 // explains (described) and the names of the known classes met.
@@ -76,4 +59,7 @@ var regressionSeeds = []struct {
 	{1990, "the same, pipelined: the message in hand blamed, innocent ones quarantined (132e2ef^)"},
 	{1343, "a reused UID deleted unseen after a lost QUIT answer: lost (132e2ef^)"},
 	{188, "keep mode: a new message under a reused UID taken for one retrieved (132e2ef^)"},
+	{74, "without UIDL, a poison message re-delivered the others on every run (8c2ae9d)"},
+	{751, "without UIDL, pipelined, a message the server drops at: innocent ones blamed (8c2ae9d)"},
+	{2783, "without UIDL, a broken session's mark outlived the message (8c2ae9d, while fixing 74)"},
 }
