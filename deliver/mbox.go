@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/popfetch/popfetch/internal/vfs"
@@ -97,14 +98,7 @@ func OpenMbox(path string, opts MboxOptions) (*Mbox, error) {
 	if err != nil {
 		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errnoOf(err)}
 	}
-	fi, err := f.Stat()
 	f.Close()
-	if err != nil {
-		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errnoOf(err)}
-	}
-	if !fi.IsRegular() {
-		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errors.New("not a regular file")}
-	}
 	m := &Mbox{fs: fsys, path: path, lockPath: path + ".lock", opts: opts, buf: make([]byte, 64<<10), syncDir: created}
 	m.w = bufio.NewWriterSize(&m.cw, 64<<10)
 	return m, nil
@@ -321,22 +315,97 @@ func (m *Mbox) tryLock() (held string, err error) {
 
 // openMboxFile opens the mbox for appending (and reading its end),
 // creating it with mode 0600 if missing, and says whether it created it.
+//
+// As Postfix's local delivery and procmail do, it never creates a file
+// through a symbolic link, and appends only to a regular file owned by
+// popfetch's user with one link, reached directly or through a symbolic
+// link of the user's own or root's: otherwise another user who can write
+// the directory (a shared spool, /tmp) could make popfetch write mail into
+// a file of their choosing, such as ~/.ssh/authorized_keys. Refusals are
+// *UnsafeMboxError.
 func openMboxFile(fsys vfs.FS, path string) (f vfs.File, created bool, err error) {
 	for range 3 {
-		f, err = fsys.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
-		if !errors.Is(err, fs.ErrNotExist) {
-			return f, false, err
-		}
-		f, err = fsys.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
-		if !errors.Is(err, fs.ErrExist) {
+		li, err := fsys.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// O_EXCL: a name that exists, even as a dangling link, fails
+			f, err = fsys.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+			if errors.Is(err, fs.ErrExist) {
+				continue // made by another program meanwhile: look again
+			}
 			return f, err == nil, err
 		}
-		// created by another program meanwhile: open that one
+		if err != nil {
+			return nil, false, err
+		}
+		flag := os.O_RDWR | os.O_APPEND
+		switch {
+		case !li.IsSymlink() && !li.IsRegular():
+			// not opened at all: opening a device or a FIFO can have effects
+			return nil, false, &UnsafeMboxError{Path: path, Reason: "it is not a regular file"}
+		case li.IsSymlink():
+			if uid := os.Geteuid(); li.UID != uid && li.UID != 0 {
+				return nil, false, &UnsafeMboxError{Path: path, Reason: fmt.Sprintf(
+					"it is a symbolic link owned by uid %d, neither yours (uid %d) nor root's: someone else chose where it points", li.UID, uid)}
+			}
+		default:
+			flag |= vfs.O_NOFOLLOW
+		}
+		f, err = fsys.OpenFile(path, flag, 0)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && li.IsSymlink():
+			if _, lerr := fsys.Lstat(path); lerr == nil {
+				return nil, false, &UnsafeMboxError{Path: path, Reason: "it is a symbolic link to a file that does not exist, " +
+					"and popfetch does not create a mailbox through a symbolic link: create the file, or name it instead of the link"}
+			}
+			continue
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ELOOP):
+			continue // removed, or replaced by a link, meanwhile: look again
+		case err != nil:
+			return nil, false, err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, false, err
+		}
+		if !li.IsSymlink() && st.ID != li.ID {
+			f.Close()
+			continue // replaced meanwhile
+		}
+		if err := safeMbox(path, st); err != nil {
+			f.Close()
+			return nil, false, err
+		}
+		return f, false, nil
 	}
-	// a dangling symbolic link (O_EXCL does not follow it): create its target
-	f, err = fsys.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
-	return f, err == nil, err
+	return nil, false, &UnsafeMboxError{Path: path, Reason: "it kept changing while popfetch opened it"}
 }
+
+// safeMbox checks that an existing mbox is a file popfetch may append to.
+func safeMbox(path string, st vfs.Info) error {
+	uid := os.Geteuid()
+	switch {
+	case !st.IsRegular():
+		return &UnsafeMboxError{Path: path, Reason: "it is not a regular file"}
+	case st.UID != uid:
+		return &UnsafeMboxError{Path: path, Reason: fmt.Sprintf(
+			"it is owned by uid %d, not by popfetch's user (uid %d): popfetch appends only to a mailbox of its user", st.UID, uid)}
+	case st.Links != 1:
+		return &UnsafeMboxError{Path: path, Reason: fmt.Sprintf(
+			"it has %d hard links, and another name of it may be in a place others control: "+
+				"popfetch appends only to a mailbox with one link", st.Links)}
+	}
+	return nil
+}
+
+// UnsafeMboxError is an mbox popfetch refuses to write to, and why. It is
+// wrapped in an *Error.
+type UnsafeMboxError struct {
+	Path   string
+	Reason string
+}
+
+func (e *UnsafeMboxError) Error() string { return "refusing to deliver: " + e.Reason }
 
 // unlock releases the fcntl lock (by closing the file) and the dotlock,
 // in the reverse order of taking them.

@@ -936,7 +936,9 @@ func TestMboxConcurrentWithProcmail(t *testing.T) {
 }
 
 // TestMboxDanglingSymlink: an mbox that is a symbolic link to a file not
-// yet there is created where the link points.
+// yet there is refused, and nothing is created where the link points
+// (issue 16: a link planted in a shared directory, pointing to
+// ~/.ssh/authorized_keys, had popfetch create that file).
 func TestMboxDanglingSymlink(t *testing.T) {
 	dir := t.TempDir()
 	target := filepath.Join(dir, "real")
@@ -944,14 +946,12 @@ func TestMboxDanglingSymlink(t *testing.T) {
 	if err := os.Symlink(target, link); err != nil {
 		t.Fatal(err)
 	}
-	m := openMbox(t, link, MboxOptions{})
-	if err := m.Deliver(Envelope{}, strings.NewReader("Subject: x\n\nx\n")); err != nil {
-		t.Fatal(err)
+	_, err := OpenMbox(link, MboxOptions{})
+	var unsafe *UnsafeMboxError
+	if !errors.As(err, &unsafe) || !strings.Contains(err.Error(), "symbolic link to a file that does not exist") {
+		t.Fatalf("OpenMbox of a dangling link: %v", err)
 	}
-	if err := m.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	if msgs := readMboxPython(t, target); len(msgs) != 1 {
-		t.Errorf("%d messages in the link's target, want 1", len(msgs))
+	if _, err := os.Lstat(target); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the link's target was created: %v", err)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/popfetch/popfetch/internal/vfs"
@@ -158,18 +159,23 @@ type Options struct {
 }
 
 // Open loads the cache of key from the state directory dir. A missing file
-// is an empty cache; the file is only written by Save. At most one
-// Options is used.
+// is an empty cache; the file is only written by Save. The file is opened
+// without following a symbolic link: the cache decides which messages are
+// deleted unread, so it must be popfetch's own file. At most one Options
+// is used.
 func Open(dir, key string, opts ...Options) (*Cache, error) {
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
 	}
 	c := &Cache{fs: vfs.OrOS(o.FS), path: filepath.Join(dir, FileName(key)), key: key}
-	f, err := c.fs.OpenFile(c.path, os.O_RDONLY, 0)
+	f, err := c.fs.OpenFile(c.path, os.O_RDONLY|vfs.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.index.reset(0)
 		return c, nil
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("uidcache: %s is a symbolic link: refusing to use it (remove it; popfetch writes its own)", c.path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("uidcache: %w", err)
