@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/cmd/internal/engine"
 	"github.com/popfetch/popfetch/deliver"
 )
 
@@ -46,7 +47,11 @@ func preflight(a *config.Account) (problems, warnings []finding) {
 			bad("deliver.maildir", "maildir %s", msg)
 		}
 	}
-	if a.StateDir != "" {
+	var unsafe *engine.ConfigError
+	if a.StateDir != "" && errors.As(engine.CheckStateDir(a.StateDir), &unsafe) {
+		// others could make a fetch delete mail unread (exit 78 too)
+		bad("state_dir", "%s", unsafe.Msg)
+	} else if a.StateDir != "" {
 		// A state dir that cannot be written (read-only, or full) is no
 		// configuration problem of a fetch: it delivers nothing and exits
 		// 74 naming the directory (CONTRACT §5). config check says so.

@@ -11,9 +11,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/popfetch/popfetch/internal/vfs"
 )
 
 // ErrLocked is wrapped by the *Error of an mbox delivery that could not get
@@ -35,10 +36,10 @@ var errNoDotlock = errors.New("cannot create a dotlock here")
 // (and we) can take a lock not refreshed for a long time as left by a
 // crashed process (liblockfile's lockfile_touch).
 type dotlock struct {
+	fs      vfs.FS
 	path    string
 	content string // "PID TOKEN HOST\n": liblockfile reads the PID, the token is ours alone
-	ino     uint64
-	dev     uint64
+	id      vfs.FileID
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -53,21 +54,21 @@ type dotlock struct {
 // liblockfile after 5 minutes). So is, at once, a lock of ours whose
 // process is gone: one left by a popfetch killed in the middle of a batch
 // (liblockfile's L_PID check).
-func tryDotlock(path string, staleAge, refresh time.Duration) (*dotlock, error) {
+func tryDotlock(fsys vfs.FS, path string, staleAge, refresh time.Duration) (*dotlock, error) {
 	var r [8]byte
 	rand.Read(r[:])
 	token := hex.EncodeToString(r[:])
-	content := fmt.Sprintf("%d %s %s\n", os.Getpid(), token, lockHost())
+	content := fmt.Sprintf("%d %s %s\n", fsys.Getpid(), token, lockHost())
 	// A short name: the mailbox's name may already be near NAME_MAX.
 	tmp := filepath.Join(filepath.Dir(path), ".lk"+token)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) {
 			return nil, fmt.Errorf("%w: %v", errNoDotlock, err)
 		}
 		return nil, err
 	}
-	defer os.Remove(tmp)
+	defer fsys.Remove(tmp)
 	_, werr := io.WriteString(f, content)
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
@@ -77,32 +78,32 @@ func tryDotlock(path string, staleAge, refresh time.Duration) (*dotlock, error) 
 	}
 
 	for attempt := 0; attempt < 2; attempt++ {
-		lerr := os.Link(tmp, path)
-		var st unix.Stat_t
-		if err := unix.Stat(tmp, &st); err != nil {
+		lerr := fsys.Link(tmp, path)
+		st, err := fsys.Stat(tmp)
+		if err != nil {
 			return nil, err
 		}
-		if lerr == nil || st.Nlink == 2 {
-			return startDotlock(path, content, st, refresh), nil
+		if lerr == nil || st.Links == 2 {
+			return startDotlock(fsys, path, content, st.ID, refresh), nil
 		}
 		switch {
 		case errors.Is(lerr, fs.ErrExist):
-		case errors.Is(lerr, unix.EPERM), errors.Is(lerr, unix.EOPNOTSUPP), errors.Is(lerr, unix.EMLINK):
+		case errors.Is(lerr, syscall.EPERM), errors.Is(lerr, syscall.EOPNOTSUPP), errors.Is(lerr, syscall.EMLINK):
 			// A file system without hard links (FAT, some FUSE): O_EXCL is
 			// atomic on every local file system and on NFSv3 and later.
-			return tryDotlockExcl(path, content, refresh)
+			return tryDotlockExcl(fsys, path, content, refresh)
 		default:
 			return nil, lerr
 		}
-		if attempt > 0 || !removeIfStale(path, staleAge) {
+		if attempt > 0 || !removeIfStale(fsys, path, staleAge) {
 			return nil, nil
 		}
 	}
 	return nil, nil
 }
 
-func tryDotlockExcl(path, content string, refresh time.Duration) (*dotlock, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
+func tryDotlockExcl(fsys vfs.FS, path, content string, refresh time.Duration) (*dotlock, error) {
+	f, err := fsys.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, nil
 	}
@@ -110,40 +111,40 @@ func tryDotlockExcl(path, content string, refresh time.Duration) (*dotlock, erro
 		return nil, err
 	}
 	_, err = io.WriteString(f, content)
-	var st unix.Stat_t
+	var st vfs.Info
 	if err == nil {
-		err = unix.Fstat(int(f.Fd()), &st)
+		st, err = f.Stat()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(path)
+		fsys.Remove(path)
 		return nil, err
 	}
-	return startDotlock(path, content, st, refresh), nil
+	return startDotlock(fsys, path, content, st.ID, refresh), nil
 }
 
 // removeIfStale removes the lock file path if it has not been modified for
 // staleAge, or if it is ours and its process is dead, and reports whether
 // it did.
-func removeIfStale(path string, staleAge time.Duration) bool {
-	fi, err := os.Lstat(path)
+func removeIfStale(fsys vfs.FS, path string, staleAge time.Duration) bool {
+	fi, err := fsys.Lstat(path)
 	if err != nil {
 		return errors.Is(err, fs.ErrNotExist) // gone already: try again
 	}
-	if time.Since(fi.ModTime()) < staleAge && !holderDead(path) {
+	if time.Since(fi.ModTime) < staleAge && !holderDead(fsys, path) {
 		return false
 	}
-	return os.Remove(path) == nil
+	return fsys.Remove(path) == nil
 }
 
 // holderDead reports whether the dotlock path was made by a process of
 // this host, in our format, that no longer exists. A kill -9 leaves the
 // lock behind; without this, every program would wait StaleLockAge for it.
 // A lock of another host (an mbox on NFS) is never judged by its PID.
-func holderDead(path string) bool {
-	f, err := os.Open(path)
+func holderDead(fsys vfs.FS, path string) bool {
+	f, err := fsys.OpenFile(path, os.O_RDONLY|vfs.O_NOFOLLOW, 0)
 	if err != nil {
 		return false
 	}
@@ -159,7 +160,7 @@ func holderDead(path string) bool {
 	if err != nil || pid <= 0 {
 		return false
 	}
-	return errors.Is(unix.Kill(pid, 0), unix.ESRCH)
+	return !fsys.ProcessAlive(pid)
 }
 
 // lockHost names this host in our dotlocks; "" if it has no name.
@@ -176,8 +177,8 @@ func lockHost() string {
 	}, h)
 }
 
-func startDotlock(path, content string, st unix.Stat_t, refresh time.Duration) *dotlock {
-	l := &dotlock{path: path, content: content, ino: st.Ino, dev: st.Dev,
+func startDotlock(fsys vfs.FS, path, content string, id vfs.FileID, refresh time.Duration) *dotlock {
+	l := &dotlock{fs: fsys, path: path, content: content, id: id,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go l.refresh(refresh)
 	return l
@@ -195,7 +196,7 @@ func (l *dotlock) refresh(interval time.Duration) {
 		case <-t.C:
 			if l.ours() {
 				now := time.Now()
-				os.Chtimes(l.path, now, now)
+				l.fs.Chtimes(l.path, now, now)
 			}
 		}
 	}
@@ -206,11 +207,11 @@ func (l *dotlock) refresh(interval time.Duration) {
 // could tell wrong: a file system may give a new file the number just
 // freed.
 func (l *dotlock) ours() bool {
-	var st unix.Stat_t
-	if unix.Lstat(l.path, &st) != nil || st.Ino != l.ino || st.Dev != l.dev {
+	st, err := l.fs.Lstat(l.path)
+	if err != nil || st.ID != l.id {
 		return false
 	}
-	b, err := os.ReadFile(l.path)
+	b, err := vfs.ReadFile(l.fs, l.path)
 	return err == nil && string(b) == l.content
 }
 
@@ -221,45 +222,8 @@ func (l *dotlock) release() error {
 	if !l.ours() {
 		return nil
 	}
-	if err := os.Remove(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := l.fs.Remove(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
-	}
-	return nil
-}
-
-// tryFcntlLock tries once to take a write lock on the whole of f, and
-// reports whether it did. It is an open file description lock
-// (F_OFD_SETLK, Linux 3.15): it conflicts with the classic fcntl locks of
-// procmail, mutt and the system MDAs like any fcntl lock, and also with a
-// second Mbox of this process on the same file, which a classic
-// per-process lock would not; and closing another descriptor of the file
-// does not drop it. Before Linux 3.15 it falls back to F_SETLK.
-func tryFcntlLock(f *os.File) (bool, error) {
-	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart} // Start 0, Len 0: the whole file
-	err := fcntlLock(f, unix.F_OFD_SETLK, &lk)
-	if errors.Is(err, unix.EINVAL) {
-		err = fcntlLock(f, unix.F_SETLK, &lk)
-	}
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EACCES):
-		return false, nil
-	}
-	return false, err
-}
-
-func fcntlLock(f *os.File, cmd int, lk *unix.Flock_t) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var lerr error
-	if err := rc.Control(func(fd uintptr) { lerr = unix.FcntlFlock(fd, cmd, lk) }); err != nil {
-		return err
-	}
-	if lerr != nil {
-		return &os.PathError{Op: "fcntl lock", Path: f.Name(), Err: lerr}
 	}
 	return nil
 }

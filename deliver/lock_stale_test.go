@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/popfetch/popfetch/internal/vfs"
 )
 
 // deadPID returns the PID of a process that has exited and been reaped.
@@ -40,7 +42,7 @@ func TestDotlockOfDeadHolder(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.content), 0o444); err != nil {
 				t.Fatal(err)
 			}
-			dl, err := tryDotlock(path, time.Hour, time.Minute)
+			dl, err := tryDotlock(vfs.OS, path, time.Hour, time.Minute)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -33,7 +33,7 @@ func TestStaleTmp(t *testing.T) {
 // program's and another host's stay.
 func TestOpenMaildirRemovesStaleTmp(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "Maildir")
-	m, err := OpenMaildir(dir)
+	m, err := OpenMaildir(dir, MaildirOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestOpenMaildirRemovesStaleTmp(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := OpenMaildir(dir); err != nil {
+	if _, err := OpenMaildir(dir, MaildirOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for name, stays := range names {

@@ -10,11 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
-
-	"github.com/popfetch/popfetch/internal/durable"
+	"github.com/popfetch/popfetch/internal/vfs"
 )
 
 // MboxOptions tunes an Mbox. The zero value is ready to use.
@@ -29,6 +28,8 @@ type MboxOptions struct {
 	// is gone is removed at once. Our own dotlock is refreshed while held, so a long batch
 	// is never taken as stale by others.
 	StaleLockAge time.Duration
+	// FS is the file system the mbox is on; nil means the real one.
+	FS vfs.FS
 }
 
 // Mbox appends messages to an mbox file in the mboxrd format: each message
@@ -60,6 +61,7 @@ type MboxOptions struct {
 // that fails truncates the file back to where the batch began; Close
 // truncates away a batch not committed. An Mbox is used by one goroutine.
 type Mbox struct {
+	fs       vfs.FS
 	path     string
 	lockPath string
 	opts     MboxOptions
@@ -70,12 +72,12 @@ type Mbox struct {
 	q   mboxrdWriter
 
 	// the batch, while the locks are held (f != nil)
-	f          *os.File
+	f          vfs.File
 	dl         *dotlock // nil without a dotlock
 	noDotlock  bool     // the directory refused a dotlock once
 	start, end int64    // file size at the batch's start, after its last message
 	sep        string   // to write before the next message, if the file lacks its final empty line
-	atime      unix.Timespec
+	atime      time.Time
 	broken     error // a truncation failed: the file holds a partial message
 	syncDir    bool  // we created the file: its name is durable once the directory is synced
 	closed     bool
@@ -91,19 +93,13 @@ func OpenMbox(path string, opts MboxOptions) (*Mbox, error) {
 	if opts.StaleLockAge <= 0 {
 		opts.StaleLockAge = 5 * time.Minute
 	}
-	f, created, err := openMboxFile(path)
+	fsys := vfs.OrOS(opts.FS)
+	f, created, err := openMboxFile(fsys, path)
 	if err != nil {
 		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errnoOf(err)}
 	}
-	fi, err := f.Stat()
 	f.Close()
-	if err != nil {
-		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errnoOf(err)}
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errors.New("not a regular file")}
-	}
-	m := &Mbox{path: path, lockPath: path + ".lock", opts: opts, buf: make([]byte, 64<<10), syncDir: created}
+	m := &Mbox{fs: fsys, path: path, lockPath: path + ".lock", opts: opts, buf: make([]byte, 64<<10), syncDir: created}
 	m.w = bufio.NewWriterSize(&m.cw, 64<<10)
 	return m, nil
 }
@@ -159,20 +155,20 @@ func (m *Mbox) Commit() error {
 	if m.broken != nil {
 		return m.abortWith(&Error{Target: "mbox", Op: "appending to " + m.path, Err: m.broken})
 	}
-	if err := fsyncFile(m.f); err != nil {
+	if err := m.f.Sync(); err != nil {
 		return m.abortWith(&Error{Target: "mbox", Op: "syncing " + m.path, Err: err})
 	}
 	if m.syncDir {
 		// A file we created is lost in a crash, with all it holds,
 		// until its directory entry is on disk.
-		if err := durable.SyncDir(filepath.Dir(m.path)); err != nil {
+		if err := m.fs.SyncDir(filepath.Dir(m.path)); err != nil {
 			return m.abortWith(&Error{Target: "mbox", Op: "syncing the directory of " + m.path, Err: err})
 		}
 		m.syncDir = false
 	}
 	// Reading the file's end at lock time may have set its access time;
 	// put it back so that mail readers still see new mail (mtime > atime).
-	unix.UtimesNanoAt(unix.AT_FDCWD, m.path, []unix.Timespec{m.atime, {Nsec: unix.UTIME_OMIT}}, 0)
+	m.fs.Chtimes(m.path, m.atime, time.Time{})
 	if err := m.unlock(); err != nil {
 		return &Error{Target: "mbox", Op: "unlocking " + m.path, Err: err}
 	}
@@ -215,9 +211,6 @@ func (m *Mbox) abort() error {
 	return err
 }
 
-// fsyncFile is (*os.File).Sync; tests replace it to simulate a failure.
-var fsyncFile = (*os.File).Sync
-
 // lock takes the dotlock and the fcntl lock, retrying until LockTimeout,
 // and prepares the batch.
 func (m *Mbox) lock() error {
@@ -246,7 +239,7 @@ func (m *Mbox) lock() error {
 func (m *Mbox) tryLock() (held string, err error) {
 	var dl *dotlock
 	if !m.noDotlock {
-		dl, err = tryDotlock(m.lockPath, m.opts.StaleLockAge, max(min(m.opts.StaleLockAge/5, time.Minute), 10*time.Millisecond))
+		dl, err = tryDotlock(m.fs, m.lockPath, m.opts.StaleLockAge, max(min(m.opts.StaleLockAge/5, time.Minute), 10*time.Millisecond))
 		switch {
 		case errors.Is(err, errNoDotlock):
 			m.noDotlock = true
@@ -259,7 +252,7 @@ func (m *Mbox) tryLock() (held string, err error) {
 	if m.noDotlock {
 		// We cannot take the dotlock, but we respect one another program
 		// holds (and ignore a stale one we cannot remove).
-		if fi, err := os.Lstat(m.lockPath); err == nil && time.Since(fi.ModTime()) < m.opts.StaleLockAge {
+		if fi, err := m.fs.Lstat(m.lockPath); err == nil && time.Since(fi.ModTime) < m.opts.StaleLockAge {
 			return "the dotlock " + m.lockPath, nil
 		}
 	}
@@ -268,13 +261,13 @@ func (m *Mbox) tryLock() (held string, err error) {
 			dl.release()
 		}
 	}
-	f, created, err := openMboxFile(m.path)
+	f, created, err := openMboxFile(m.fs, m.path)
 	if err != nil {
 		release()
 		return "", err
 	}
 	m.syncDir = m.syncDir || created
-	ok, err := tryFcntlLock(f)
+	ok, err := f.TryLock(vfs.LockFcntl)
 	if err != nil || !ok {
 		f.Close()
 		release()
@@ -282,13 +275,13 @@ func (m *Mbox) tryLock() (held string, err error) {
 	}
 	// The name may have been given to another file between open and lock
 	// (a mail reader that rewrites the mailbox by rename): lock that one.
-	var st, pst unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+	st, err := f.Stat()
+	if err != nil {
 		f.Close()
 		release()
 		return "", err
 	}
-	if err := unix.Stat(m.path, &pst); err != nil || st.Ino != pst.Ino || st.Dev != pst.Dev {
+	if pst, err := m.fs.Stat(m.path); err != nil || st.ID != pst.ID {
 		f.Close()
 		release()
 		return "the mailbox (replaced while locking)", nil
@@ -316,28 +309,103 @@ func (m *Mbox) tryLock() (held string, err error) {
 	m.f, m.dl = f, dl
 	m.cw.w = f
 	m.start, m.end, m.sep = st.Size, st.Size, sep
-	m.atime = st.Atim
+	m.atime = st.AccessTime
 	return "", nil
 }
 
 // openMboxFile opens the mbox for appending (and reading its end),
 // creating it with mode 0600 if missing, and says whether it created it.
-func openMboxFile(path string) (f *os.File, created bool, err error) {
+//
+// As Postfix's local delivery and procmail do, it never creates a file
+// through a symbolic link, and appends only to a regular file owned by
+// popfetch's user with one link, reached directly or through a symbolic
+// link of the user's own or root's: otherwise another user who can write
+// the directory (a shared spool, /tmp) could make popfetch write mail into
+// a file of their choosing, such as ~/.ssh/authorized_keys. Refusals are
+// *UnsafeMboxError.
+func openMboxFile(fsys vfs.FS, path string) (f vfs.File, created bool, err error) {
 	for range 3 {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
-		if !errors.Is(err, fs.ErrNotExist) {
-			return f, false, err
-		}
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
-		if !errors.Is(err, fs.ErrExist) {
+		li, err := fsys.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			// O_EXCL: a name that exists, even as a dangling link, fails
+			f, err = fsys.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+			if errors.Is(err, fs.ErrExist) {
+				continue // made by another program meanwhile: look again
+			}
 			return f, err == nil, err
 		}
-		// created by another program meanwhile: open that one
+		if err != nil {
+			return nil, false, err
+		}
+		flag := os.O_RDWR | os.O_APPEND
+		switch {
+		case !li.IsSymlink() && !li.IsRegular():
+			// not opened at all: opening a device or a FIFO can have effects
+			return nil, false, &UnsafeMboxError{Path: path, Reason: "it is not a regular file"}
+		case li.IsSymlink():
+			if uid := os.Geteuid(); li.UID != uid && li.UID != 0 {
+				return nil, false, &UnsafeMboxError{Path: path, Reason: fmt.Sprintf(
+					"it is a symbolic link owned by uid %d, neither yours (uid %d) nor root's: someone else chose where it points", li.UID, uid)}
+			}
+		default:
+			flag |= vfs.O_NOFOLLOW
+		}
+		f, err = fsys.OpenFile(path, flag, 0)
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && li.IsSymlink():
+			if _, lerr := fsys.Lstat(path); lerr == nil {
+				return nil, false, &UnsafeMboxError{Path: path, Reason: "it is a symbolic link to a file that does not exist, " +
+					"and popfetch does not create a mailbox through a symbolic link: create the file, or name it instead of the link"}
+			}
+			continue
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ELOOP):
+			continue // removed, or replaced by a link, meanwhile: look again
+		case err != nil:
+			return nil, false, err
+		}
+		st, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, false, err
+		}
+		if !li.IsSymlink() && st.ID != li.ID {
+			f.Close()
+			continue // replaced meanwhile
+		}
+		if err := safeMbox(path, st); err != nil {
+			f.Close()
+			return nil, false, err
+		}
+		return f, false, nil
 	}
-	// a dangling symbolic link (O_EXCL does not follow it): create its target
-	f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
-	return f, err == nil, err
+	return nil, false, &UnsafeMboxError{Path: path, Reason: "it kept changing while popfetch opened it"}
 }
+
+// safeMbox checks that an existing mbox is a file popfetch may append to.
+func safeMbox(path string, st vfs.Info) error {
+	uid := os.Geteuid()
+	switch {
+	case !st.IsRegular():
+		return &UnsafeMboxError{Path: path, Reason: "it is not a regular file"}
+	case st.UID != uid:
+		return &UnsafeMboxError{Path: path, Reason: fmt.Sprintf(
+			"it is owned by uid %d, not by popfetch's user (uid %d): popfetch appends only to a mailbox of its user", st.UID, uid)}
+	case st.Links != 1:
+		return &UnsafeMboxError{Path: path, Reason: fmt.Sprintf(
+			"it has %d hard links, and another name of it may be in a place others control: "+
+				"popfetch appends only to a mailbox with one link", st.Links)}
+	}
+	return nil
+}
+
+// UnsafeMboxError is an mbox popfetch refuses to write to, and why. It is
+// wrapped in an *Error.
+type UnsafeMboxError struct {
+	Path   string
+	Reason string
+}
+
+func (e *UnsafeMboxError) Error() string { return "refusing to deliver: " + e.Reason }
 
 // unlock releases the fcntl lock (by closing the file) and the dotlock,
 // in the reverse order of taking them.

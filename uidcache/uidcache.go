@@ -14,6 +14,7 @@ package uidcache
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -25,9 +26,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
-	"github.com/popfetch/popfetch/internal/durable"
+	"github.com/popfetch/popfetch/internal/vfs"
 )
 
 // State says what became of a message.
@@ -79,6 +81,7 @@ type Entry struct {
 // mailbox, the server's: Find looks first where its last look ended, so
 // a listing looked up in order costs a string comparison per message.
 type Cache struct {
+	fs    vfs.FS
 	path  string
 	key   string
 	uids  strings.Builder // every UID recorded, one after the other
@@ -148,14 +151,31 @@ const (
 	keepName = 160
 )
 
+// Options tunes Open. The zero value is ready to use.
+type Options struct {
+	// FS is the file system of the state directory; nil means the real
+	// one. Save and Snapshot.Write use it too.
+	FS vfs.FS
+}
+
 // Open loads the cache of key from the state directory dir. A missing file
-// is an empty cache; the file is only written by Save.
-func Open(dir, key string) (*Cache, error) {
-	c := &Cache{path: filepath.Join(dir, FileName(key)), key: key}
-	f, err := os.Open(c.path)
+// is an empty cache; the file is only written by Save. The file is opened
+// without following a symbolic link: the cache decides which messages are
+// deleted unread, so it must be popfetch's own file. At most one Options
+// is used.
+func Open(dir, key string, opts ...Options) (*Cache, error) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	c := &Cache{fs: vfs.OrOS(o.FS), path: filepath.Join(dir, FileName(key)), key: key}
+	f, err := c.fs.OpenFile(c.path, os.O_RDONLY|vfs.O_NOFOLLOW, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		c.index.reset(0)
 		return c, nil
+	}
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("uidcache: %s is a symbolic link: refusing to use it (remove it; popfetch writes its own)", c.path)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("uidcache: %w", err)
@@ -163,7 +183,7 @@ func Open(dir, key string) (*Cache, error) {
 	defer f.Close()
 	var size int64
 	if st, err := f.Stat(); err == nil {
-		size = st.Size()
+		size = st.Size
 	}
 	if err := c.load(f, size); err != nil {
 		return nil, fmt.Errorf("uidcache: %s:%w", c.path, err)
@@ -569,6 +589,7 @@ const reservePerEntry = 96
 // while the cache goes on changing: the slow part of a save (the writes
 // and fsyncs) can run in another goroutine.
 type Snapshot struct {
+	fs   vfs.FS
 	path string
 	data []byte
 }
@@ -611,7 +632,7 @@ func (c *Cache) Snapshot() *Snapshot {
 		b = append(b, '\n')
 	}
 	c.dirty = false
-	return &Snapshot{path: c.path, data: b}
+	return &Snapshot{fs: c.fs, path: c.path, data: b}
 }
 
 // MarkDirty marks the cache as changed since it was last saved.
@@ -621,21 +642,17 @@ func (c *Cache) MarkDirty() { c.dirty = true }
 // does. It may be called from any goroutine.
 func (s *Snapshot) Write() error {
 	dir := filepath.Dir(s.path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if _, err := vfs.MkdirAll(s.fs, dir, 0o700); err != nil {
 		return fmt.Errorf("uidcache: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(s.path)+"-*")
+	f, tmp, err := s.createTemp(dir)
 	if err != nil {
 		return fmt.Errorf("uidcache: %w", err)
 	}
-	tmp := f.Name()
 	fail := func(err error) error {
 		f.Close()
-		os.Remove(tmp)
+		s.fs.Remove(tmp)
 		return fmt.Errorf("uidcache: writing %s: %w", s.path, err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		return fail(err)
 	}
 	if _, err := f.Write(s.data); err != nil {
 		return fail(err)
@@ -644,17 +661,31 @@ func (s *Snapshot) Write() error {
 		return fail(err)
 	}
 	if err := f.Close(); err != nil {
-		os.Remove(tmp)
+		s.fs.Remove(tmp)
 		return fmt.Errorf("uidcache: writing %s: %w", s.path, err)
 	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		os.Remove(tmp)
+	if err := s.fs.Rename(tmp, s.path); err != nil {
+		s.fs.Remove(tmp)
 		return fmt.Errorf("uidcache: %w", err)
 	}
-	if err := durable.SyncDir(dir); err != nil {
+	if err := s.fs.SyncDir(dir); err != nil {
 		return fmt.Errorf("uidcache: syncing %s: %w", dir, err)
 	}
 	return nil
+}
+
+// createTemp creates a new file (mode 0600) for the snapshot in dir, under
+// a name no other file has.
+func (s *Snapshot) createTemp(dir string) (vfs.File, string, error) {
+	for {
+		var r [6]byte
+		rand.Read(r[:])
+		tmp := filepath.Join(dir, ".tmp-"+filepath.Base(s.path)+"-"+hex.EncodeToString(r[:]))
+		f, err := s.fs.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, tmp, err
+		}
+	}
 }
 
 const hexDigits = "0123456789ABCDEF"

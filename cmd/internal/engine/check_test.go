@@ -95,7 +95,7 @@ func TestForget(t *testing.T) {
 	if c.Len() != 0 {
 		t.Errorf("%d UIDs left", c.Len())
 	}
-	lock, err := lockAccount(f.acct.StateDir, f.acct.Key())
+	lock, err := lockAccount(nil, f.acct.StateDir, f.acct.Key())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func (r *run) fetchSession(s *session, p plan) error {
 	if r.opts.Trace {
 		trace = r.log
 	}
-	target, err := kind.open(r.acct.Deliver, trace)
+	target, err := kind.open(r.acct.Deliver, trace, r.opts.FS)
 	if err != nil {
 		return err
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/internal/vfs"
 	"github.com/popfetch/popfetch/pop3"
 	"github.com/popfetch/popfetch/uidcache"
 )
@@ -48,6 +49,9 @@ type Options struct {
 	Version string
 	// Now returns the time; nil means time.Now.
 	Now func() time.Time
+	// FS is the file system of the state directory and of Maildir and mbox
+	// targets; nil means the real one.
+	FS vfs.FS
 }
 
 // Progress is told how a run goes.

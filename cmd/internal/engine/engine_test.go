@@ -231,7 +231,7 @@ func TestQuitNeverAnswered(t *testing.T) {
 func TestLocked(t *testing.T) {
 	f := newFixture(t, 1)
 	f.start(t)
-	lock, err := lockAccount(f.acct.StateDir, f.acct.Key())
+	lock, err := lockAccount(nil, f.acct.StateDir, f.acct.Key())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/internal/vfs"
 	"github.com/popfetch/popfetch/uidcache"
 )
 
@@ -31,13 +32,13 @@ func (e *UnknownUIDError) Error() string {
 // *UnknownUIDError and changes nothing. It returns the number forgotten;
 // other errors are ErrLocked and *StateError.
 func Forget(a *config.Account, uids []string) (int, error) {
-	lock, err := lockAccount(a.StateDir, a.Key())
+	lock, err := lockAccount(nil, a.StateDir, a.Key())
 	if err != nil {
 		return 0, err
 	}
 	defer lock.Close()
 	if a.AdoptKey != "" {
-		if err := adoptCache(a.StateDir, a.AdoptKey, a.Key()); err != nil {
+		if err := adoptCache(vfs.OS, a.StateDir, a.AdoptKey, a.Key()); err != nil {
 			return 0, &StateError{err}
 		}
 	}

@@ -3,10 +3,9 @@ package engine
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 
-	"github.com/popfetch/popfetch/internal/durable"
+	"github.com/popfetch/popfetch/internal/vfs"
 	"github.com/popfetch/popfetch/uidcache"
 )
 
@@ -16,17 +15,17 @@ import (
 // lock; on error, nothing is held.
 func (r *run) openMailbox() (release func(), err error) {
 	a := r.acct
-	lock, err := lockAccount(a.StateDir, a.Key())
+	lock, err := lockAccount(r.opts.FS, a.StateDir, a.Key())
 	if err != nil {
 		return nil, err
 	}
 	if a.AdoptKey != "" {
-		if err := adoptCache(a.StateDir, a.AdoptKey, a.Key()); err != nil {
+		if err := adoptCache(vfs.OrOS(r.opts.FS), a.StateDir, a.AdoptKey, a.Key()); err != nil {
 			lock.Close()
 			return nil, &StateError{err}
 		}
 	}
-	if r.cache, err = uidcache.Open(a.StateDir, a.Key()); err != nil {
+	if r.cache, err = uidcache.Open(a.StateDir, a.Key(), uidcache.Options{FS: r.opts.FS}); err != nil {
 		lock.Close()
 		return nil, &StateError{err}
 	}
@@ -36,17 +35,17 @@ func (r *run) openMailbox() (release func(), err error) {
 // adoptCache renames the cache of the mailbox's older identity to its
 // current one when only the older exists, so an upgrade never loses what
 // was retrieved (CONTRACT §2). The rename is made durable at once.
-func adoptCache(dir, oldKey, newKey string) error {
+func adoptCache(fsys vfs.FS, dir, oldKey, newKey string) error {
 	oldPath := filepath.Join(dir, uidcache.FileName(oldKey))
 	newPath := filepath.Join(dir, uidcache.FileName(newKey))
-	if _, err := os.Lstat(newPath); !errors.Is(err, fs.ErrNotExist) {
+	if _, err := fsys.Lstat(newPath); !errors.Is(err, fs.ErrNotExist) {
 		return nil // the mailbox has its own cache (or err is for Open to tell)
 	}
-	if err := os.Rename(oldPath, newPath); err != nil {
+	if err := fsys.Rename(oldPath, newPath); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return err
 	}
-	return durable.SyncDir(dir)
+	return fsys.SyncDir(dir)
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/deliver"
+	"github.com/popfetch/popfetch/internal/vfs"
 )
 
 // targetKind is what the engine needs to know of a kind of delivery
@@ -14,7 +15,7 @@ type targetKind struct {
 	name string
 	// open opens the account's target of this kind; trace, if not nil,
 	// receives the protocol trace of a target that speaks to a server.
-	open func(d config.Deliver, trace *slog.Logger) (deliver.Target, error)
+	open func(d config.Deliver, trace *slog.Logger, fsys vfs.FS) (deliver.Target, error)
 	// limits bound a batch: how much is delivered before it is made
 	// durable, recorded and deleted.
 	limits batchLimits
@@ -36,15 +37,17 @@ type batchLimits struct {
 var (
 	maildirKind = targetKind{
 		name: "maildir",
-		open: func(d config.Deliver, _ *slog.Logger) (deliver.Target, error) { return deliver.OpenMaildir(d.Maildir) },
+		open: func(d config.Deliver, _ *slog.Logger, fsys vfs.FS) (deliver.Target, error) {
+			return deliver.OpenMaildir(d.Maildir, deliver.MaildirOptions{FS: fsys})
+		},
 		// Uncommitted messages wait in tmp/, invisible: a crash leaves
 		// no duplicate, so batches can be large.
 		limits: batchLimits{messages: 128, bytes: 32 << 20, age: 500 * time.Millisecond},
 	}
 	mboxKind = targetKind{
 		name: "mbox",
-		open: func(d config.Deliver, _ *slog.Logger) (deliver.Target, error) {
-			return deliver.OpenMbox(d.Mbox, deliver.MboxOptions{})
+		open: func(d config.Deliver, _ *slog.Logger, fsys vfs.FS) (deliver.Target, error) {
+			return deliver.OpenMbox(d.Mbox, deliver.MboxOptions{FS: fsys})
 		},
 		// Appended messages are visible at once, and a crash before the
 		// record leaves them to be fetched again: keep the window short.
@@ -54,7 +57,7 @@ var (
 	}
 	mdaKind = targetKind{
 		name: "mda",
-		open: func(d config.Deliver, _ *slog.Logger) (deliver.Target, error) {
+		open: func(d config.Deliver, _ *slog.Logger, _ vfs.FS) (deliver.Target, error) {
 			return deliver.NewMDA(d.MDA, deliver.MDAOptions{})
 		},
 		// An MDA delivers for good when it exits: record each at once
@@ -72,7 +75,7 @@ var (
 	// after a crash.
 	lmtpKind = targetKind{
 		name: "lmtp",
-		open: func(d config.Deliver, trace *slog.Logger) (deliver.Target, error) {
+		open: func(d config.Deliver, trace *slog.Logger, _ vfs.FS) (deliver.Target, error) {
 			return deliver.OpenLMTP(d.LMTP, deliver.SMTPOptions{Recipient: d.Recipient, Logger: trace})
 		},
 		limits:      batchLimits{messages: 8, bytes: 4 << 20, age: 50 * time.Millisecond},
@@ -80,7 +83,7 @@ var (
 	}
 	smtpKind = targetKind{
 		name: "smtp",
-		open: func(d config.Deliver, trace *slog.Logger) (deliver.Target, error) {
+		open: func(d config.Deliver, trace *slog.Logger, _ vfs.FS) (deliver.Target, error) {
 			return deliver.OpenSMTP(d.SMTP, deliver.SMTPOptions{Recipient: d.Recipient, Logger: trace})
 		},
 		limits:      batchLimits{messages: 8, bytes: 4 << 20, age: 50 * time.Millisecond},
