@@ -25,6 +25,10 @@ type Envelope struct {
 	Sender string
 	// Recipient is the local recipient: the account's user name.
 	Recipient string
+	// ID names the message for a target that journals its writes (an
+	// mbox with MboxOptions.Journal): the UID, so that a crash recovery
+	// can say which messages it found whole. "" when there is none.
+	ID string
 }
 
 // Target is a destination for messages. A Target is used by one goroutine.

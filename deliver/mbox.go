@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -30,6 +29,13 @@ type MboxOptions struct {
 	StaleLockAge time.Duration
 	// FS is the file system the mbox is on; nil means the real one.
 	FS vfs.FS
+	// Journal, if set, makes a crash never leave a cut-off message in the
+	// mbox (see mboxspool.go): it names the files of popfetch's own, in
+	// its state directory, that spool a batch (Journal + ".spool") and
+	// journal its append (Journal + ".journal"). RecoverMbox reads them
+	// after a crash. Without it, messages are appended as they come, and
+	// a kill in the middle of one leaves it cut off.
+	Journal string
 }
 
 // Mbox appends messages to an mbox file in the mboxrd format: each message
@@ -81,6 +87,11 @@ type Mbox struct {
 	broken     error // a truncation failed: the file holds a partial message
 	syncDir    bool  // we created the file: its name is durable once the directory is synced
 	closed     bool
+
+	// with a Journal: the batch spooled, not yet appended
+	spool    vfs.File
+	spooled  []spooledMessage
+	spoolEnd int64
 }
 
 // OpenMbox opens the mbox file path for appending, creating it (mode
@@ -105,11 +116,15 @@ func OpenMbox(path string, opts MboxOptions) (*Mbox, error) {
 }
 
 // Deliver appends one message, taking the locks first if this is the
-// first message of a batch. Errors are *Error; one wrapping ErrLocked if
+// first message of a batch (with a Journal, it spools the message, and
+// Commit appends the batch). Errors are *Error; one wrapping ErrLocked if
 // the locks could not be had within LockTimeout.
 func (m *Mbox) Deliver(env Envelope, r io.Reader) error {
 	if m.closed {
 		return &Error{Target: "mbox", Op: "appending to " + m.path, Err: os.ErrClosed}
+	}
+	if m.opts.Journal != "" {
+		return m.spoolMessage(env, r)
 	}
 	if m.broken != nil {
 		return &Error{Target: "mbox", Op: "appending to " + m.path, Err: m.broken}
@@ -147,32 +162,19 @@ func (m *Mbox) Deliver(env Envelope, r io.Reader) error {
 }
 
 // Commit fsyncs the messages appended since the last Commit and releases
-// the locks. If the fsync fails, those messages are truncated away.
+// the locks. If the fsync fails, those messages are truncated away. With
+// a Journal, it appends the spooled batch (see appendSpool).
 func (m *Mbox) Commit() error {
+	if m.opts.Journal != "" {
+		return m.appendSpool()
+	}
 	if m.f == nil {
 		return nil
 	}
 	if m.broken != nil {
 		return m.abortWith(&Error{Target: "mbox", Op: "appending to " + m.path, Err: m.broken})
 	}
-	if err := m.f.Sync(); err != nil {
-		return m.abortWith(&Error{Target: "mbox", Op: "syncing " + m.path, Err: err})
-	}
-	if m.syncDir {
-		// A file we created is lost in a crash, with all it holds,
-		// until its directory entry is on disk.
-		if err := m.fs.SyncDir(filepath.Dir(m.path)); err != nil {
-			return m.abortWith(&Error{Target: "mbox", Op: "syncing the directory of " + m.path, Err: err})
-		}
-		m.syncDir = false
-	}
-	// Reading the file's end at lock time may have set its access time;
-	// put it back so that mail readers still see new mail (mtime > atime).
-	m.fs.Chtimes(m.path, m.atime, time.Time{})
-	if err := m.unlock(); err != nil {
-		return &Error{Target: "mbox", Op: "unlocking " + m.path, Err: err}
-	}
-	return nil
+	return m.finishAppend()
 }
 
 // Close truncates away messages not committed and releases the locks.
@@ -182,6 +184,10 @@ func (m *Mbox) Close() error {
 		return nil
 	}
 	m.closed = true
+	if m.spool != nil {
+		m.spool.Close()
+		m.spool = nil
+	}
 	if m.f == nil {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/popfetch/popfetch/deliver"
 	"github.com/popfetch/popfetch/uidcache"
 )
 
@@ -37,7 +38,7 @@ func (r *run) fetchSession(s *session, p plan) error {
 	if r.opts.Trace {
 		trace = r.log
 	}
-	target, err := kind.open(r.acct.Deliver, trace, r.opts.FS)
+	target, err := kind.open(targetEnv{acct: r.acct, trace: trace, fs: r.opts.FS})
 	if err != nil {
 		return err
 	}
@@ -48,7 +49,14 @@ func (r *run) fetchSession(s *session, p plan) error {
 	// What was delivered is made durable and recorded, whatever ended
 	// the fetch.
 	flushErr := l.flush()
-	return r.endSession(s, l, fetchErr, flushErr)
+	err = r.endSession(s, l, fetchErr, flushErr)
+	if kind == &mboxKind && !r.cache.Dirty() {
+		// every append is recorded: its journal is needed no more
+		if ferr := deliver.ForgetMboxJournal(targetEnv{acct: r.acct, fs: r.opts.FS}.mboxOptions()); ferr != nil {
+			err = errors.Join(err, &StateError{ferr})
+		}
+	}
+	return err
 }
 
 // endSession ends a fetch session: QUIT when the ledger allows it, else

@@ -190,6 +190,9 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	defer release()
+	if err := r.recoverMbox(); err != nil {
+		return err
+	}
 	s, err := r.openSession(ctx)
 	if err != nil {
 		return err

@@ -111,7 +111,7 @@ func (f *fetcher) one(m message, retr pop3.RetrCommand) (refused bool, err error
 	// a failure, stays within overrunLimit of its LIST size.
 	body := newBoundedBody(f.c, m, msg)
 	defer body.Close()
-	src, env := f.prepare(body)
+	src, env := f.prepare(m, body)
 	if err := f.target.Deliver(env, src); err != nil {
 		var de *deliver.Error
 		if errors.As(err, &de) && de.Source {
@@ -177,8 +177,9 @@ func (f *fetcher) resync(msgs []message, inflight []pop3.RetrCommand) error {
 // prepare returns the reader of the message to deliver, with the Received
 // header in front, and its envelope. Only targets that need the envelope
 // sender look for it.
-func (f *fetcher) prepare(body io.Reader) (io.Reader, deliver.Envelope) {
+func (f *fetcher) prepare(m message, body io.Reader) (io.Reader, deliver.Envelope) {
 	env := f.env
+	env.ID = m.uid
 	var src io.Reader = body
 	if f.kind.needsSender {
 		env.Sender, src = f.envelope.open(body)

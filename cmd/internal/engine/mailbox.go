@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path/filepath"
 
+	"github.com/popfetch/popfetch/deliver"
 	"github.com/popfetch/popfetch/internal/vfs"
 	"github.com/popfetch/popfetch/uidcache"
 )
@@ -48,4 +49,51 @@ func adoptCache(fsys vfs.FS, dir, oldKey, newKey string) error {
 		return err
 	}
 	return fsys.SyncDir(dir)
+}
+
+// recoverMbox finishes an mbox append that a crash interrupted (see
+// deliver.RecoverMbox): a cut-off tail is removed, and the messages that
+// made it whole are recorded as delivered, so the server's copies are
+// deleted (or, in keep mode, left) rather than delivered again. The
+// journal is forgotten once that is saved.
+func (r *run) recoverMbox() error {
+	if kindOf(r.acct.Deliver) != &mboxKind {
+		return nil
+	}
+	opts := targetEnv{acct: r.acct, fs: r.opts.FS}.mboxOptions()
+	rec, err := deliver.RecoverMbox(r.acct.Deliver.Mbox, opts)
+	if err != nil {
+		return err
+	}
+	state := uidcache.Deleted
+	if r.acct.Keep {
+		state = uidcache.Retrieved
+	}
+	recorded := 0
+	for _, uid := range rec.Whole {
+		if uid == "" {
+			continue // a server without UIDL: nothing to record it by
+		}
+		if e, ok := r.cache.Get(uid); ok && (e.State == uidcache.Retrieved || e.State == uidcache.Deleted) {
+			continue
+		}
+		r.cache.Put(uid, uidcache.Entry{Seen: r.now(), State: state})
+		recorded++
+	}
+	switch {
+	case rec.Foreign:
+		r.log.Warn("an append to the mbox that popfetch was making when it stopped is followed by what another "+
+			"program wrote, or the file was rewritten: it is left as it is; the last message of popfetch's "+
+			"there may be cut off", "mbox", r.acct.Deliver.Mbox, "whole", len(rec.Whole))
+	case rec.Truncated > 0 || recorded > 0:
+		r.log.Info("finished an mbox append that a crash interrupted", "mbox", r.acct.Deliver.Mbox,
+			"recorded", recorded, "cut-off octets removed", rec.Truncated)
+	}
+	if err := r.saveCache(); err != nil {
+		return err
+	}
+	if err := deliver.ForgetMboxJournal(opts); err != nil {
+		return &StateError{err}
+	}
+	return nil
 }

@@ -2,26 +2,44 @@ package engine
 
 import (
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/deliver"
 	"github.com/popfetch/popfetch/internal/vfs"
+	"github.com/popfetch/popfetch/uidcache"
 )
 
 // targetKind is what the engine needs to know of a kind of delivery
 // target, chosen once from the account's [account.deliver].
 type targetKind struct {
 	name string
-	// open opens the account's target of this kind; trace, if not nil,
-	// receives the protocol trace of a target that speaks to a server.
-	open func(d config.Deliver, trace *slog.Logger, fsys vfs.FS) (deliver.Target, error)
+	// open opens the account's target of this kind.
+	open func(e targetEnv) (deliver.Target, error)
 	// limits bound a batch: how much is delivered before it is made
 	// durable, recorded and deleted.
 	limits batchLimits
 	// needsSender: the target wants the envelope sender (Return-Path),
 	// which costs a look at the message's header.
 	needsSender bool
+}
+
+// targetEnv is what opening a target takes.
+type targetEnv struct {
+	acct *config.Account
+	// trace, if not nil, receives the protocol trace of a target that
+	// speaks to a server.
+	trace *slog.Logger
+	fs    vfs.FS // of the state directory and of Maildir and mbox targets
+}
+
+// mboxOptions are the options of the account's mbox: with a journal in
+// the state directory, so a crash never leaves a cut-off message in it
+// (see deliver.RecoverMbox).
+func (e targetEnv) mboxOptions() deliver.MboxOptions {
+	a := e.acct
+	return deliver.MboxOptions{FS: e.fs, Journal: filepath.Join(a.StateDir, uidcache.EscapeKey(a.Key())+".mbox")}
 }
 
 // batchLimits bound how much is delivered before it is made durable,
@@ -37,8 +55,8 @@ type batchLimits struct {
 var (
 	maildirKind = targetKind{
 		name: "maildir",
-		open: func(d config.Deliver, _ *slog.Logger, fsys vfs.FS) (deliver.Target, error) {
-			return deliver.OpenMaildir(d.Maildir, deliver.MaildirOptions{FS: fsys})
+		open: func(e targetEnv) (deliver.Target, error) {
+			return deliver.OpenMaildir(e.acct.Deliver.Maildir, deliver.MaildirOptions{FS: e.fs})
 		},
 		// Uncommitted messages wait in tmp/, invisible: a crash leaves
 		// no duplicate, so batches can be large.
@@ -46,19 +64,21 @@ var (
 	}
 	mboxKind = targetKind{
 		name: "mbox",
-		open: func(d config.Deliver, _ *slog.Logger, fsys vfs.FS) (deliver.Target, error) {
-			return deliver.OpenMbox(d.Mbox, deliver.MboxOptions{FS: fsys})
+		open: func(e targetEnv) (deliver.Target, error) {
+			return deliver.OpenMbox(e.acct.Deliver.Mbox, e.mboxOptions())
 		},
-		// Appended messages are visible at once, and a crash before the
-		// record leaves them to be fetched again: keep the window short.
-		// Each batch costs an fsync and a lock round (dotlock + fcntl).
-		limits:      batchLimits{messages: 8, bytes: 4 << 20, age: 20 * time.Millisecond},
+		// A batch waits in the spool, invisible, and its append is
+		// journaled: a crash leaves no cut-off message and no duplicate
+		// (deliver.RecoverMbox), so batches can be large, as a Maildir's.
+		// Each costs four fsyncs and one lock round (dotlock + fcntl),
+		// for the time of the append only.
+		limits:      batchLimits{messages: 128, bytes: 32 << 20, age: 500 * time.Millisecond},
 		needsSender: true,
 	}
 	mdaKind = targetKind{
 		name: "mda",
-		open: func(d config.Deliver, _ *slog.Logger, _ vfs.FS) (deliver.Target, error) {
-			return deliver.NewMDA(d.MDA, deliver.MDAOptions{})
+		open: func(e targetEnv) (deliver.Target, error) {
+			return deliver.NewMDA(e.acct.Deliver.MDA, deliver.MDAOptions{})
 		},
 		// An MDA delivers for good when it exits: record each at once
 		// (the save runs beside the next message's delivery).
@@ -75,16 +95,16 @@ var (
 	// after a crash.
 	lmtpKind = targetKind{
 		name: "lmtp",
-		open: func(d config.Deliver, trace *slog.Logger, _ vfs.FS) (deliver.Target, error) {
-			return deliver.OpenLMTP(d.LMTP, deliver.SMTPOptions{Recipient: d.Recipient, Logger: trace})
+		open: func(e targetEnv) (deliver.Target, error) {
+			return deliver.OpenLMTP(e.acct.Deliver.LMTP, deliver.SMTPOptions{Recipient: e.acct.Deliver.Recipient, Logger: e.trace})
 		},
 		limits:      batchLimits{messages: 8, bytes: 4 << 20, age: 50 * time.Millisecond},
 		needsSender: true,
 	}
 	smtpKind = targetKind{
 		name: "smtp",
-		open: func(d config.Deliver, trace *slog.Logger, _ vfs.FS) (deliver.Target, error) {
-			return deliver.OpenSMTP(d.SMTP, deliver.SMTPOptions{Recipient: d.Recipient, Logger: trace})
+		open: func(e targetEnv) (deliver.Target, error) {
+			return deliver.OpenSMTP(e.acct.Deliver.SMTP, deliver.SMTPOptions{Recipient: e.acct.Deliver.Recipient, Logger: e.trace})
 		},
 		limits:      batchLimits{messages: 8, bytes: 4 << 20, age: 50 * time.Millisecond},
 		needsSender: true,

@@ -10,7 +10,6 @@ import (
 // counted in the test's log with a seed. A replay (-seed N) fails on them.
 type knownFailure struct {
 	name  string
-	seed  uint64 // an episode that shows it
 	match func(ep sim.Episode, v sim.Violation) bool
 }
 
