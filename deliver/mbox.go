@@ -135,9 +135,28 @@ func (m *Mbox) Deliver(env Envelope, r io.Reader) error {
 		}
 	}
 	start := m.end
-	m.cw.n = 0
+	n, err := m.writeMessage(m.f, m.sep, env, r)
+	if err != nil {
+		if terr := m.f.Truncate(start); terr != nil {
+			// The file now holds part of a message; nothing more may be
+			// appended after it. Close tries the truncation again.
+			m.broken = fmt.Errorf("removing a partial message: %w", terr)
+		}
+		return wrap("mbox", "appending to "+m.path, err)
+	}
+	m.end = start + n
+	m.sep = ""
+	return nil
+}
+
+// writeMessage writes sep, the From_ line and the message read from r,
+// mboxrd-quoted and ended with its empty line, to w through the Mbox's
+// buffers, and returns the octets written. On error, what it still held
+// is dropped, and w may hold part of the message.
+func (m *Mbox) writeMessage(w io.Writer, sep string, env Envelope, r io.Reader) (int64, error) {
+	m.cw.w, m.cw.n = w, 0
 	m.w.Reset(&m.cw)
-	m.w.WriteString(m.sep)
+	m.w.WriteString(sep)
 	m.w.WriteString(mboxFromLine(env.Sender, time.Now()))
 	m.q.reset(m.w)
 	_, err := copyMessage(&m.q, r, m.buf)
@@ -148,17 +167,9 @@ func (m *Mbox) Deliver(env Envelope, r io.Reader) error {
 		err = m.w.Flush()
 	}
 	if err != nil {
-		m.w.Reset(&m.cw) // drop what is buffered
-		if terr := m.f.Truncate(start); terr != nil {
-			// The file now holds part of a message; nothing more may be
-			// appended after it. Close tries the truncation again.
-			m.broken = fmt.Errorf("removing a partial message: %w", terr)
-		}
-		return wrap("mbox", "appending to "+m.path, err)
+		m.w.Reset(&m.cw)
 	}
-	m.end = start + m.cw.n
-	m.sep = ""
-	return nil
+	return m.cw.n, err
 }
 
 // Commit fsyncs the messages appended since the last Commit and releases

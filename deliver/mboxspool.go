@@ -57,19 +57,8 @@ func (m *Mbox) spoolMessage(env Envelope, r io.Reader) error {
 		m.spool, m.spooled, m.spoolEnd = f, m.spooled[:0], 0
 	}
 	start := m.spoolEnd
-	m.cw.w, m.cw.n = m.spool, 0
-	m.w.Reset(&m.cw)
-	m.w.WriteString(mboxFromLine(env.Sender, time.Now()))
-	m.q.reset(m.w)
-	_, err := copyMessage(&m.q, r, m.buf)
-	if err == nil {
-		err = m.q.finish()
-	}
-	if err == nil {
-		err = m.w.Flush()
-	}
+	n, err := m.writeMessage(m.spool, "", env, r)
 	if err != nil {
-		m.w.Reset(&m.cw)
 		if terr := m.spool.Truncate(start); terr != nil {
 			m.discardSpool()
 			return errors.Join(wrap("mbox", "spooling to "+spoolPath, err),
@@ -77,7 +66,7 @@ func (m *Mbox) spoolMessage(env Envelope, r io.Reader) error {
 		}
 		return wrap("mbox", "spooling to "+spoolPath, err)
 	}
-	m.spoolEnd = start + m.cw.n
+	m.spoolEnd = start + n
 	m.spooled = append(m.spooled, spooledMessage{ID: env.ID, End: m.spoolEnd})
 	return nil
 }
