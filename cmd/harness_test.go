@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/internal/testtool"
 	"github.com/popfetch/popfetch/pop3/pop3test"
 	"github.com/popfetch/popfetch/uidcache"
 )
@@ -258,19 +258,9 @@ func testMessage(i int) []byte {
 	return []byte(fmt.Sprintf("From: a@example.org\nSubject: message %d\n\nbody %d\n", i, i))
 }
 
-// needTool returns the path of a program the test needs. Without it the
-// test is skipped, but fails under make test (POPFETCH_TEST_STRICT=1),
-// which installs every tool first (scripts/test-deps.sh): there, no test
-// may skip.
+// needTool is testtool.Need: the program, or a failed test under make
+// test, a skipped one elsewhere.
 func needTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	switch {
-	case err == nil:
-	case os.Getenv("POPFETCH_TEST_STRICT") == "1":
-		t.Fatalf("%s is needed (scripts/test-deps.sh installs it): %v", name, err)
-	default:
-		t.Skipf("%s is needed (scripts/test-deps.sh installs it): %v", name, err)
-	}
-	return p
+	return testtool.Need(t, name)
 }

@@ -20,6 +20,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/popfetch/popfetch/internal/testtool"
 	"github.com/popfetch/popfetch/internal/vfs"
 )
 
@@ -92,21 +93,11 @@ func python3(t testing.TB) string {
 	return pythonPath
 }
 
-// requireTool returns the path of a program the test needs. Without it
-// the test is skipped, but fails under make test (POPFETCH_TEST_STRICT=1),
-// which installs every tool first (scripts/test-deps.sh): there, no test
-// may skip.
+// requireTool is testtool.Need: the program, or a failed test under make
+// test, a skipped one elsewhere.
 func requireTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	switch {
-	case err == nil:
-	case os.Getenv("POPFETCH_TEST_STRICT") == "1":
-		t.Fatalf("%s not installed (scripts/test-deps.sh installs it): %v", name, err)
-	default:
-		t.Skipf("%s not installed (scripts/test-deps.sh installs it): %v", name, err)
-	}
-	return p
+	return testtool.Need(t, name)
 }
 
 type pyMessage struct {

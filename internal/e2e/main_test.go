@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/popfetch/popfetch/internal/mailgen"
+	"github.com/popfetch/popfetch/internal/testtool"
 )
 
 // popfetchBin is the binary under test, built by TestMain.
@@ -264,19 +265,9 @@ func (p *cutBeforeQuit) serve() {
 	}
 }
 
-// needTool returns the path of a program the test needs. Without it the
-// test is skipped, but fails under make test (POPFETCH_TEST_STRICT=1),
-// which installs every tool first (scripts/test-deps.sh): there, no test
-// may skip.
+// needTool is testtool.Need: the program, or a failed test under make
+// test, a skipped one elsewhere.
 func needTool(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	switch {
-	case err == nil:
-	case os.Getenv("POPFETCH_TEST_STRICT") == "1":
-		t.Fatalf("%s is needed (scripts/test-deps.sh installs it): %v", name, err)
-	default:
-		t.Skipf("%s is needed (scripts/test-deps.sh installs it): %v", name, err)
-	}
-	return p
+	return testtool.Need(t, name)
 }
