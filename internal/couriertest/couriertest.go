@@ -34,8 +34,8 @@
 // certificate, for couriertls), the users' Maildirs (home/NAME/Maildir)
 // and start.sh, the script run in the namespace. Two couriertcpd listen on
 // free loopback ports: PlainAddr, which offers STLS, and TLSAddr, implicit
-// TLS through couriertls. Everything runs in a process group of its own
-// that Stop kills whole; the server's processes get SIGKILL if the test
+// TLS through couriertls. Stop kills every process of the namespace,
+// which are the server's and no other; they also get SIGKILL if the test
 // binary dies without running its cleanups. Everything they log
 // (authdaemond, couriertls, each session's LOGIN and LOGOUT lines) goes
 // to the file server.log: Log, and the test's log when it fails.
@@ -142,6 +142,7 @@ type Server struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed when the namespace's first process has exited
 	waitErr error
+	ns      string // the mount namespace of every process of the server
 	stop    sync.Once
 
 	mu    sync.Mutex
@@ -498,12 +499,30 @@ func (s *Server) run(env []string) error {
 			return fmt.Errorf("unexpected greeting %q", g)
 		}
 		if err == nil {
-			return nil
+			return s.findNamespace()
 		}
 		lastErr = err
 	}
 	s.Stop()
 	return fmt.Errorf("the server did not answer on %s and %s within %v: %v", s.plain, s.tls, startTimeout, lastErr)
+}
+
+// findNamespace notes the server's mount namespace, by which Stop and
+// Count find its processes.
+func (s *Server) findNamespace() error {
+	ns, err := mountNS(s.cmd.Process.Pid)
+	if err == nil {
+		var own string
+		if own, err = mountNS(os.Getpid()); err == nil && own == ns {
+			err = fmt.Errorf("it is this process's own (%s)", ns)
+		}
+	}
+	if err != nil {
+		s.Stop()
+		return fmt.Errorf("the server's mount namespace: %v", err)
+	}
+	s.ns = ns
+	return nil
 }
 
 // greeting connects to addr (over TLS if cfg is not nil), reads the
@@ -530,23 +549,32 @@ func greeting(addr string, cfg *tls.Config) (string, error) {
 	return strings.TrimRight(line, "\r\n"), nil
 }
 
-// Stop stops the server at once: its whole process group (the listeners,
-// authdaemond and the sessions, nothing else) gets SIGKILL. A session
-// that has answered QUIT may not have removed its deleted messages yet
-// (courierpop3d answers first): call Count first to be sure. It is
-// idempotent and also run by t.Cleanup; tests call it to make the server
-// unreachable.
+// Stop stops the server at once: every process in its mount namespace
+// (the listeners, authdaemond and the sessions, nothing else) gets
+// SIGKILL. A session that has answered QUIT may not have removed its
+// deleted messages yet (courierpop3d answers first): call Count first to
+// be sure. It is idempotent and also run by t.Cleanup; tests call it to
+// make the server unreachable.
 func (s *Server) Stop() {
 	s.stop.Do(func() {
 		if s.cmd == nil || s.cmd.Process == nil {
 			return
 		}
-		pgid := s.cmd.Process.Pid
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		_ = syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 		<-s.done
-		// The others are reparented to init: wait (bounded) until none
-		// runs, so none holds a file when the directory is removed.
-		for i := 0; i < 500 && groupAlive(pgid); i++ {
+		if s.ns == "" {
+			return // stopped during start-up: the rest die with it (pdeathsig)
+		}
+		// Until none is left (bounded), so none holds a file when the
+		// directory is removed: a session may fork as it is killed.
+		for i := 0; i < 500; i++ {
+			ps := procsIn(s.ns)
+			if len(ps) == 0 {
+				return
+			}
+			for _, p := range ps {
+				_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			}
 			time.Sleep(2 * time.Millisecond)
 		}
 	})

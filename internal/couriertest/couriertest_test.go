@@ -198,3 +198,47 @@ func TestWrongPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestStop: Stop ends every process of the server, the sessions in
+// progress on both listeners included (couriertcpd puts the implicit-TLS
+// listener and its sessions in a process group of their own), and
+// nothing else.
+func TestStop(t *testing.T) {
+	srv := Start(t, WithUser("frank", "secret"))
+	other := Start(t, WithUser("frank", "secret"))
+	var conns []net.Conn
+	for _, dial := range []func() (net.Conn, error){
+		func() (net.Conn, error) { return tls.Dial("tcp", srv.TLSAddr(), srv.ClientTLSConfig()) },
+		func() (net.Conn, error) { return net.Dial("tcp", srv.PlainAddr()) },
+	} {
+		c, err := dial()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+		r := bufio.NewReader(c)
+		for _, cmd := range []string{"", "USER frank", "PASS secret"} {
+			if cmd != "" {
+				fmt.Fprintf(c, "%s\r\n", cmd)
+			}
+			if line, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(line, "+OK") {
+				t.Fatalf("%q: %q %v", cmd, line, err)
+			}
+		}
+		conns = append(conns, c)
+	}
+	if !sessionsRunning(srv.ns) {
+		t.Fatal("no session process found for the two sessions")
+	}
+	srv.Stop()
+	if ps := procsIn(srv.ns); len(ps) > 0 {
+		t.Fatalf("after Stop these still run: %v", ps)
+	}
+	for i, c := range conns {
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Errorf("session %d: still open after Stop", i)
+		}
+	}
+	other.Stat("frank", "secret") // the other server is untouched
+}

@@ -67,11 +67,11 @@ func (s *Server) nextName() string {
 // answers QUIT first and removes the deleted messages afterwards, so a
 // client may be gone before its deletions are done.
 func (s *Server) waitSessions() {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.ns == "" {
 		return
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if !sessionsRunning(s.cmd.Process.Pid) {
+		if !sessionsRunning(s.ns) {
 			return
 		}
 	}
