@@ -20,12 +20,12 @@
 // authdaemond reads /etc/courier/authdaemonrc and authuserdb reads
 // /etc/courier/userdb.dat, paths compiled in too. None of them can be
 // moved by a setting. So each Server runs in a mount namespace of its own
-// (unshare(1)) in which its
-// private directory's etc/ is mounted on /etc/courier and its run/ on /run:
-// its own authdaemond (authuserdb only, on a private userdb) listens on its
-// own socket, and no file outside the directory is read or written. Other
-// Courier servers and the system's own /etc/courier and /run are not
-// affected; the mounts vanish with the server's processes.
+// (unshare(1)) in which its private directory's etc/ is mounted on
+// /etc/courier and its run/ on /run: its own authdaemond (authuserdb only,
+// on a private userdb) listens on its own socket, and no configuration
+// outside the directory is read, no file outside it written. Other Courier
+// servers and the system's own /etc/courier and /run are not affected; the
+// mounts vanish with the server's processes.
 //
 // # Files and processes
 //
@@ -45,16 +45,17 @@
 // courier-base (couriertcpd, couriertls), courier-authlib and
 // courier-authlib-userdb (authdaemond, authuserdb, makeuserdb, userdbpw)
 // and util-linux (unshare, setpriv); scripts/test-deps.sh installs them.
-// courier-pop itself conflicts with every other Debian POP3
-// server (dovecot-pop3d, mailutils-pop3d: "Provides/Conflicts:
-// pop3-server"), which the other tests need, so test-deps.sh unpacks its
-// package into a cache directory instead of installing it (see
-// CourierPop3Dir). Without these Start fails the test.
+// courier-pop itself conflicts with every other Debian POP3 server
+// (dovecot-pop3d, mailutils-pop3d: "Provides/Conflicts: pop3-server"),
+// which the other tests need, so test-deps.sh unpacks its package into a
+// cache directory instead of installing it (see CourierPop3Dir). Without
+// these Start fails the test.
 //
 // It needs root, for the mount namespace and because Courier switches
 // users (to the "courier" system user to start couriertls after STLS, to
 // the mail user after login); every user maps to uid 0, so the Maildirs
-// belong to root. As an ordinary user Start skips the test: an
+// belong to root, and the private directory is searchable (mode 0711) for
+// the "courier" user to reach the certificate. As an ordinary user Start skips the test: an
 // unprivileged user namespace would do for the mounts, but it forbids
 // the setgroups(2) of Courier's login.
 //
