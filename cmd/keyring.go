@@ -39,6 +39,15 @@ func legacyKey(prefix string, a *config.Account) string {
 	return prefix + a.AdoptKey
 }
 
+// errNoSessionBus is the keyring's state under cron: there is no session
+// bus to reach it on.
+var errNoSessionBus = errors.New("no D-Bus session (cron?): the keyring cannot be reached")
+
+// errKeyringLocked is a Secret Service whose keyring is locked: unlocking
+// needs a prompt on the desktop, which nobody answers under cron.
+var errKeyringLocked = errors.New("the keyring is locked (it unlocks when you log in to the desktop, " +
+	"or with your keyring manager): popfetch does not wait for an unlock prompt")
+
 // keyringUnavailable is a keyring that could not be used at all (no
 // session bus, no Secret Service on it, a locked or broken keyring):
 // popfetch's environment is not set up for it, a configuration problem

@@ -41,15 +41,6 @@ const (
 // accepts connections but does not answer is a broken session.
 const keyringCheckTimeout = 5 * time.Second
 
-// errNoSessionBus is the keyring's state under cron: there is no session
-// bus to reach it on.
-var errNoSessionBus = errors.New("no D-Bus session (cron?): the keyring cannot be reached")
-
-// errKeyringLocked is a Secret Service whose keyring is locked: unlocking
-// needs a prompt on the desktop, which nobody answers under cron.
-var errKeyringLocked = errors.New("the keyring is locked (it unlocks when you log in to the desktop, " +
-	"or with your keyring manager): popfetch does not wait for an unlock prompt")
-
 // keyringReady returns nil when go-keyring can be used now without
 // starting anything or waiting for a prompt, else why not:
 // errNoSessionBus, errKeyringLocked, or what failed on the bus.

@@ -1,5 +1,3 @@
-//go:build linux
-
 package e2e
 
 import (
@@ -7,7 +5,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/popfetch/popfetch/internal/dovecottest"
@@ -79,22 +76,6 @@ func TestDiskFull(t *testing.T) {
 				t.Errorf("the server still holds %d messages", n)
 			}
 		})
-	}
-}
-
-// resizeTmpfs changes the size of a tmpfs mounted by mountTmpfs, keeping
-// its files.
-func resizeTmpfs(t *testing.T, dir, size string) {
-	t.Helper()
-	remountTmpfs(t, dir, 0, size)
-}
-
-// remountTmpfs remounts a tmpfs mounted by mountTmpfs with flags (0 or
-// syscall.MS_RDONLY) and size, keeping its files.
-func remountTmpfs(t *testing.T, dir string, flags uintptr, size string) {
-	t.Helper()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_REMOUNT|flags, "size="+size+",mode=0700"); err != nil {
-		t.Fatalf("remounting %s with size %s (flags %#x): %v", dir, size, flags, err)
 	}
 }
 

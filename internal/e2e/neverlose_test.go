@@ -213,14 +213,14 @@ maildir = %q
 	// A read-only state dir: the same.
 	late := muPopulate(t, srv, "alice", mailgen.Traps(33, 85)[30:])
 	stat = statOf(srv, "alice")
-	remountTmpfs(t, state, syscall.MS_RDONLY, "64k")
+	remountTmpfs(t, state, true, "64k")
 	for run := 1; run <= 2; run++ {
 		r := popfetch(t, nil, "-c", cfg, "fetch")
 		checkExit(t, r, 74, state, "read-only file system")
 		checkDelivered(t, maildirMessages(t, md), want)
 		sameOnServer(t, srv, "alice", late, stat, fmt.Sprintf("run %d on a read-only state dir", run))
 	}
-	remountTmpfs(t, state, 0, "64k")
+	remountTmpfs(t, state, false, "64k")
 	fetchTheRest(t, srv, "alice", cfg, md, slices.Concat(want, late))
 }
 

@@ -26,3 +26,23 @@ func mountTmpfs(t *testing.T, size string) string {
 	})
 	return dir
 }
+
+// resizeTmpfs changes the size of a tmpfs mounted by mountTmpfs, keeping
+// its files.
+func resizeTmpfs(t *testing.T, dir, size string) {
+	t.Helper()
+	remountTmpfs(t, dir, false, size)
+}
+
+// remountTmpfs remounts a tmpfs mounted by mountTmpfs, read-only or not,
+// with size, keeping its files.
+func remountTmpfs(t *testing.T, dir string, readOnly bool, size string) {
+	t.Helper()
+	flags := uintptr(syscall.MS_REMOUNT)
+	if readOnly {
+		flags |= syscall.MS_RDONLY
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", flags, "size="+size+",mode=0700"); err != nil {
+		t.Fatalf("remounting %s with size %s (read-only %t): %v", dir, size, readOnly, err)
+	}
+}
