@@ -377,22 +377,52 @@ func (c *Client) List() *ListCommand {
 // longer than Options.MaxUID, or a listing longer than
 // Options.MaxListing, breaks the client with a *ProtocolError.
 func (c *Client) UIDL() *ListCommand {
-	lc := &ListCommand{}
+	lc := &ListCommand{listing: Listing{uidl: true}}
 	lc.Command = c.issue(kindList, "", "UIDL")
 	lc.onLine = func(line []byte) error {
-		n, uid, err := scanUIDLine(line)
+		n, uid, err := c.scanUID(line)
 		if err != nil {
 			return err
-		}
-		if len(uid) > c.maxUID {
-			// RFC 1939 §7: a UID is 1 to 70 octets. One far longer
-			// serves no purpose but to make the listing eat memory.
-			return protoErrorf("UIDL", "unique-id of message %d is %d octets long: "+
-				"RFC 1939 §7 allows 70, and no more than %d are accepted (Options.MaxUID)", n, len(uid), c.maxUID)
 		}
 		return lc.listing.addUID(n, uid)
 	}
 	return lc
+}
+
+// UIDLFunc asks for the unique id of every message, as UIDL does, and
+// keeps nothing: fn is called for each line as it is read, in the
+// server's order, with the message number and the UID, which is valid
+// only during the call. It is for callers that keep UIDs their own way,
+// such as against a record of those seen before, and would rather not
+// hold a second copy of a long listing. If fn returns an error, the rest
+// of the listing is read and dropped, the session goes on, and Wait
+// returns that error. The bounds of UIDL apply.
+func (c *Client) UIDLFunc(fn func(n int, uid []byte) error) *Command {
+	cmd := c.issue(kindList, "", "UIDL")
+	cmd.onLine = func(line []byte) error {
+		n, uid, err := c.scanUID(line)
+		if err != nil || cmd.err != nil {
+			return err
+		}
+		cmd.err = fn(n, uid)
+		return nil
+	}
+	return cmd
+}
+
+// scanUID parses a line of UIDL within the client's bounds.
+func (c *Client) scanUID(line []byte) (int, []byte, error) {
+	n, uid, err := scanUIDLine(line)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(uid) > c.maxUID {
+		// RFC 1939 §7: a UID is 1 to 70 octets. One far longer
+		// serves no purpose but to make the listing eat memory.
+		return 0, nil, protoErrorf("UIDL", "unique-id of message %d is %d octets long: "+
+			"RFC 1939 §7 allows 70, and no more than %d are accepted (Options.MaxUID)", n, len(uid), c.maxUID)
+	}
+	return n, uid, nil
 }
 
 // Grow reserves room for a listing of about lines messages whose UIDs
@@ -402,7 +432,7 @@ func (c *Client) UIDL() *ListCommand {
 // read, that is right after List or UIDL.
 func (lc *ListCommand) Grow(lines, uidOctets int) *ListCommand {
 	if !lc.done {
-		lc.listing.grow(max(lines, 0), max(uidOctets, 0), lc.name == "UIDL")
+		lc.listing.grow(max(lines, 0), max(uidOctets, 0))
 	}
 	return lc
 }

@@ -10,16 +10,19 @@ import (
 // Listing is the response to LIST or UIDL: a line per message, in the
 // server's order. It keeps the lines in a few arrays rather than a value
 // per message, so that the listing of a maildrop of half a million
-// messages costs a handful of allocations: the UIDs share one string,
-// and the message numbers are stored only when they are not simply 1, 2,
-// 3, ... A Listing is not changed once its command is done.
+// messages costs a handful of allocations and about the octets of its
+// UIDs: the UIDs share one string, sizes take 4 octets while they are
+// below 4 GiB, and the message numbers are stored only when they are not
+// simply 1, 2, 3, ... A Listing is not changed once its command is done.
 type Listing struct {
-	nums  []int    // message numbers; nil while they are 1, 2, 3, ...
-	sizes []int64  // LIST
-	uids  string   // UIDL: the UIDs, one after the other
-	ends  []uint32 // UIDL: UID i ends at uids[ends[i]]
-	n     int      // lines
-	text  strings.Builder
+	nums    []int    // message numbers; nil while they are 1, 2, 3, ...
+	sizes   []uint32 // LIST, while every size fits
+	sizes64 []int64  // LIST, once one does not
+	uids    string   // UIDL: the UIDs, one after the other
+	ends    []uint32 // UIDL: UID i ends at uids[ends[i]]
+	n       int      // lines
+	uidl    bool
+	text    strings.Builder
 }
 
 // Len returns the number of lines.
@@ -38,10 +41,14 @@ func (l *Listing) Number(i int) int {
 // it does not allocate.
 func (l *Listing) At(i int) MessageInfo {
 	m := MessageInfo{Number: l.Number(i)}
-	if l.sizes != nil {
-		m.Size = l.sizes[i]
+	switch {
+	case l.uidl:
+	case l.sizes64 != nil:
+		m.Size = l.sizes64[i]
+	default:
+		m.Size = int64(l.sizes[i])
 	}
-	if l.ends != nil {
+	if l.uidl {
 		start := uint32(0)
 		if i > 0 {
 			start = l.ends[i-1]
@@ -63,11 +70,11 @@ func (l *Listing) All() []MessageInfo {
 
 // grow reserves room for lines more lines, and octets more octets of
 // UIDs (UIDL).
-func (l *Listing) grow(lines, octets int, uidl bool) {
-	if uidl {
+func (l *Listing) grow(lines, octets int) {
+	if l.uidl {
 		l.ends = growTo(l.ends, lines)
 		l.text.Grow(octets)
-	} else {
+	} else if l.sizes64 == nil {
 		l.sizes = growTo(l.sizes, lines)
 	}
 }
@@ -100,8 +107,18 @@ func (l *Listing) add(n int) {
 
 // addSize appends a line of LIST.
 func (l *Listing) addSize(n int, size int64) {
-	l.sizes = growTo(l.sizes, 1)
-	l.sizes = append(l.sizes, size)
+	if l.sizes64 == nil && size > math.MaxUint32 {
+		l.sizes64 = make([]int64, len(l.sizes), max(2*len(l.sizes), 64))
+		for i, s := range l.sizes {
+			l.sizes64[i] = int64(s)
+		}
+		l.sizes = nil
+	}
+	if l.sizes64 != nil {
+		l.sizes64 = append(growTo(l.sizes64, 1), size)
+	} else {
+		l.sizes = append(growTo(l.sizes, 1), uint32(size))
+	}
 	l.add(n)
 }
 

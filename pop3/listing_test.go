@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/popfetch/popfetch/pop3"
+	"github.com/popfetch/popfetch/pop3/pop3test"
 )
 
 // TestListing: the compact form of a listing gives what Wait gives, line
@@ -87,5 +88,28 @@ func TestListingAllocs(t *testing.T) {
 	})
 	if allocs > 50 {
 		t.Fatalf("%v allocations for a listing of %d messages", allocs, n)
+	}
+}
+
+// TestListingBigSizes: sizes of 4 GiB and more, after smaller ones, are
+// listed exactly.
+func TestListingBigSizes(t *testing.T) {
+	s, mb := startServer(t, "", "a\n", "b\n", "c\n")
+	sizes := map[string]int64{}
+	for i, m := range mb.Messages() {
+		sizes[m.UID] = []int64{1<<32 - 1, 5 << 30, 7}[i]
+	}
+	s.Faults.ListSize = func(m *pop3test.Message) int64 { return sizes[m.UID] }
+	begin(t, s, false)
+	c := dialPlain(t, s, nil)
+	login(t, c)
+	l, err := c.List().Listing()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int64{1<<32 - 1, 5 << 30, 7} {
+		if got := l.At(i); got != (pop3.MessageInfo{Number: i + 1, Size: want}) {
+			t.Errorf("line %d: %+v, want size %d", i, got, want)
+		}
 	}
 }

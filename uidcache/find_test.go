@@ -151,3 +151,55 @@ func BenchmarkOpen50k(b *testing.B) {
 		}
 	}
 }
+
+// TestEntryRange: sizes of 4 GiB and more are kept exactly; times are
+// kept to the second between 1970 and 2106.
+func TestEntryRange(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Open(dir, "a@b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := map[string]Entry{
+		"big":    {Seen: time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC), State: Retrieved, Size: 5 << 30},
+		"edge":   {Seen: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), State: Deleted, Size: 1<<32 - 1},
+		"small":  {Seen: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), State: Retrieved, Size: 1<<32 - 2},
+		"early":  {Seen: time.Date(1960, 1, 2, 3, 4, 5, 0, time.UTC), State: Skipped, Size: 10},
+		"late":   {Seen: time.Date(2200, 1, 2, 3, 4, 5, 0, time.UTC), State: Broken, Breaks: 3},
+		"zero":   {State: Quarantined},
+		"nosize": {Seen: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), State: Retrieved},
+	}
+	want := map[string]Entry{}
+	for uid, e := range in {
+		c.Put(uid, e)
+		w := e
+		w.Seen = e.Seen.Truncate(time.Second)
+		switch uid {
+		case "early", "zero":
+			w.Seen = time.Unix(0, 0)
+		case "late":
+			w.Seen = time.Unix(1<<32-1, 0)
+		}
+		want[uid] = w
+	}
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []*Cache{c, mustOpen(t, dir)} {
+		for uid, w := range want {
+			e, ok := c.Get(uid)
+			if !ok || !e.Seen.Equal(w.Seen) || e.State != w.State || e.Breaks != w.Breaks || e.Size != w.Size {
+				t.Errorf("%d: %s: %+v, want %+v", i, uid, e, w)
+			}
+		}
+	}
+}
+
+func mustOpen(t *testing.T, dir string) *Cache {
+	t.Helper()
+	c, err := Open(dir, "a@b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

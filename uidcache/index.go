@@ -36,10 +36,26 @@ func (x *index) reset(n int) {
 
 func (x *index) hash(uid string) uint64 { return maphash.String(x.seed, uid) }
 
-// lookup returns the slot of uid, and its position; if uid is absent, the
-// slot where it would go, and -1. uidAt returns the UID at a position.
-func (x *index) lookup(uid string, uidAt func(int) string) (slot, pos int) {
-	h := x.hash(uid)
+// spot is where a UID is or would go in the index: its slot and hash.
+type spot struct {
+	slot int
+	hash uint64
+}
+
+// lookup returns the spot of uid, and its position; if uid is absent, the
+// spot where it would go, and -1. uidAt returns the UID at a position.
+func (x *index) lookup(uid string, uidAt func(int) string) (spot, int) {
+	return x.probe(x.hash(uid), func(p int) bool { return uidAt(p) == uid })
+}
+
+// lookupBytes is lookup for a UID given as bytes.
+func (x *index) lookupBytes(uid []byte, uidAt func(int) string) (spot, int) {
+	return x.probe(maphash.Bytes(x.seed, uid), func(p int) bool { return uidAt(p) == string(uid) })
+}
+
+// probe looks for the UID of hash h; is tells whether it is at a
+// position.
+func (x *index) probe(h uint64, is func(pos int) bool) (spot, int) {
 	tag := uint32(h>>56) << tagShift
 	mask := uint64(len(x.slots) - 1)
 	free := -1
@@ -50,27 +66,27 @@ func (x *index) lookup(uid string, uidAt func(int) string) (slot, pos int) {
 			if free < 0 {
 				free = int(i)
 			}
-			return free, -1
+			return spot{free, h}, -1
 		case s&posMask == tombPos:
 			if free < 0 {
 				free = int(i)
 			}
-		case s&^posMask == tag && uidAt(int(s&posMask)-1) == uid:
-			return int(i), int(s&posMask) - 1
+		case s&^posMask == tag && is(int(s&posMask)-1):
+			return spot{int(i), h}, int(s&posMask) - 1
 		}
 	}
 }
 
-// set puts uid at pos into slot, as lookup returned it for a UID absent.
-func (x *index) set(slot int, uid string, pos int) {
-	if x.slots[slot] == 0 {
+// set puts the UID of a spot that lookup found free at pos.
+func (x *index) set(at spot, pos int) {
+	if x.slots[at.slot] == 0 {
 		x.used++
 	}
-	x.slots[slot] = uint32(x.hash(uid)>>56)<<tagShift | uint32(pos+1)
+	x.slots[at.slot] = uint32(at.hash>>56)<<tagShift | uint32(pos+1)
 }
 
-// remove empties the slot of a UID.
-func (x *index) remove(slot int) { x.slots[slot] = tombPos }
+// remove empties the spot of a UID.
+func (x *index) remove(at spot) { x.slots[at.slot] = tombPos }
 
 // full reports whether one more UID would make the table more than half
 // full, counting deleted slots.

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -84,26 +85,31 @@ type Cache struct {
 	fs    vfs.FS
 	path  string
 	key   string
-	uids  strings.Builder // every UID recorded, one after the other
-	text  string          // uids.String()
-	items []item          // in the order first recorded; removed ones stay until compacted
-	index index           // UID → position in items, of the live ones
-	next  int             // where Find looks first
+	uids  strings.Builder  // every UID recorded, one after the other
+	text  string           // uids.String()
+	items []item           // in the order first recorded; removed ones stay until compacted
+	index index            // UID → position in items, of the live ones
+	next  int              // where Find looks first
+	big   map[string]int64 // sizes of 4 GiB and more, by UID
 	dirty bool
 	// removed counts the removed items still in items.
 	removed int
 }
 
-// item is what the cache keeps of a UID: where the UID is in text, and its
-// entry. State 0 marks an item removed.
+// item is what the cache keeps of a UID, in 16 bytes: where the UID is in
+// text, and its entry. State 0 marks an item removed.
 type item struct {
 	off    uint32
+	seen   uint32 // Unix seconds, 1970 to 2106 (see Put)
+	size   uint32 // bigSize: see Cache.big
 	n      uint16 // the UID's length (pop3 bounds UIDs far below 65536)
 	state  State
 	breaks uint8
-	seen   int64 // Unix seconds
-	size   int64
 }
+
+// bigSize is the size of an item whose size does not fit in 32 bits: it
+// is kept in Cache.big.
+const bigSize = math.MaxUint32
 
 // maxUID is the longest UID a cache records: longer ones are cut, which
 // cannot happen with UIDs from the pop3 package (Options.MaxUID).
@@ -114,8 +120,27 @@ func (c *Cache) uidAt(pos int) string {
 	return c.text[it.off : it.off+uint32(it.n)]
 }
 
-func (it *item) entry() Entry {
-	return Entry{Seen: time.Unix(it.seen, 0).UTC(), State: it.state, Breaks: int(it.breaks), Size: it.size}
+func (c *Cache) entry(pos int) Entry {
+	it := &c.items[pos]
+	e := Entry{Seen: time.Unix(int64(it.seen), 0).UTC(), State: it.state, Breaks: int(it.breaks), Size: int64(it.size)}
+	if it.size == bigSize {
+		e.Size = c.big[c.uidAt(pos)]
+	}
+	return e
+}
+
+// setEntry sets the entry of the item at pos, whose UID is uid.
+func (c *Cache) setEntry(pos int, uid string, seen int64, state State, breaks int, size int64) {
+	it := &c.items[pos]
+	it.seen = uint32(min(max(seen, 0), math.MaxUint32))
+	it.state, it.breaks = state, uint8(breaks)
+	it.size = uint32(min(size, bigSize))
+	if size >= bigSize {
+		if c.big == nil {
+			c.big = map[string]int64{}
+		}
+		c.big[uid] = size
+	}
 }
 
 // addUID appends a UID to the text and returns its offset.
@@ -191,26 +216,63 @@ func Open(dir, key string, opts ...Options) (*Cache, error) {
 	return c, nil
 }
 
-// Bounds of a file's lines: no line of a file Save wrote comes near.
-const (
-	maxLine  = 1 << 20
-	minEntry = len("u\t2006-01-02T15:04:05Z\tR\n")
-)
+// maxLine bounds a line of the file: no line Save writes comes near.
+const maxLine = 1 << 20
 
 // load reads the entries of a file of about size octets: one line each,
 // "UID\ttime\tstate" or "UID\ttime\tstate\tsize"; empty lines and lines beginning with '#' are
 // comments. A UID listed twice takes the last line's entry, at the first
 // line's place.
 func (c *Cache) load(r io.Reader, size int64) error {
-	// Room for as many UIDs as the file can hold: only what is written
-	// of it is ever in memory.
-	if size > 0 && size < 1<<31 {
-		c.uids.Grow(int(size))
-		c.items = make([]item, 0, int(size)/minEntry+1)
-	}
 	br := bufio.NewReaderSize(r, 64<<10)
-	var long []byte // a line longer than br's buffer
+	c.reserve(br, size)
 	var last lastTime
+	err := eachLine(br, func(num int, line []byte) error {
+		if len(line) == 0 || line[0] == '#' {
+			return nil
+		}
+		if err := c.parseLine(line, &last); err != nil {
+			return fmt.Errorf("%d: %w", num, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	c.text = c.uids.String()
+	c.reindex()
+	return nil
+}
+
+// reserve sizes the text and the items for a file of size octets, from
+// the lines of its first 64 KiB: growing them as the lines come would
+// copy them, and leave the copies to the collector. The file's lines are
+// much alike; a guess a little short grows them once.
+func (c *Cache) reserve(br *bufio.Reader, size int64) {
+	head, _ := br.Peek(br.Size())
+	if len(head) == 0 || size < int64(len(head)) || size >= 1<<31 {
+		size = int64(len(head))
+	}
+	lines, octets := 0, 0
+	for rest := head; len(rest) > 0; lines++ {
+		line := rest
+		if end := bytes.IndexByte(rest, '\n'); end >= 0 {
+			line, rest = rest[:end], rest[end+1:]
+		} else {
+			rest = nil
+		}
+		octets += max(bytes.IndexByte(line, '\t'), 0)
+	}
+	scale := func(n int) int { return int(size*int64(n)/int64(max(len(head), 1))) + n/16 + 16 }
+	c.uids.Grow(scale(octets))
+	c.items = make([]item, 0, scale(lines))
+}
+
+// eachLine calls fn for each line that br reads, numbered from 1,
+// without its line ending (LF or CRLF). The line is valid during the
+// call.
+func eachLine(br *bufio.Reader, fn func(num int, line []byte) error) error {
+	var long []byte // a line longer than br's buffer
 	for num := 1; ; num++ {
 		line, err := br.ReadSlice('\n')
 		for err == bufio.ErrBufferFull {
@@ -226,21 +288,16 @@ func (c *Cache) load(r io.Reader, size int64) error {
 			return fmt.Errorf(" %w", err)
 		}
 		if len(line) == 0 && err == io.EOF {
-			break
+			return nil
 		}
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
-		if len(line) > 0 && line[0] != '#' {
-			if perr := c.parseLine(line, &last); perr != nil {
-				return fmt.Errorf("%d: %w", num, perr)
-			}
+		if err := fn(num, line); err != nil {
+			return err
 		}
 		if err == io.EOF {
-			break
+			return nil
 		}
 	}
-	c.text = c.uids.String()
-	c.reindex()
-	return nil
 }
 
 // lastTime is the time of the line parsed last: a run records many
@@ -260,11 +317,14 @@ func (c *Cache) parseLine(line []byte, last *lastTime) error {
 	if t1 < 0 {
 		return errMalformed
 	}
-	t2 := bytes.IndexByte(line[t1+1:], '\t')
-	if t2 < 0 {
-		return errMalformed
+	// the time Save writes is 20 octets long
+	t2 := t1 + 21
+	if t2 >= len(line) || line[t2] != '\t' || bytes.IndexByte(line[t1+1:t2], '\t') >= 0 {
+		if t2 = bytes.IndexByte(line[t1+1:], '\t'); t2 < 0 {
+			return errMalformed
+		}
+		t2 += t1 + 1
 	}
-	t2 += t1 + 1
 	enc, when, st := line[:t1], line[t1+1:t2], line[t2+1:]
 	var size []byte // optional: older versions wrote three fields
 	if t3 := bytes.IndexByte(st, '\t'); t3 >= 0 {
@@ -276,35 +336,35 @@ func (c *Cache) parseLine(line []byte, last *lastTime) error {
 	if len(st) < 1 || len(st) > 2 {
 		return errMalformed
 	}
-	it := item{state: State(st[0])}
-	if !it.state.valid() {
+	state, breaks := State(st[0]), 0
+	if !state.valid() {
 		return fmt.Errorf("bad state %q", st)
 	}
 	switch {
-	case it.state == Broken && len(st) == 2 && '1' <= st[1] && st[1] <= '9':
-		it.breaks = st[1] - '0'
+	case state == Broken && len(st) == 2 && '1' <= st[1] && st[1] <= '9':
+		breaks = int(st[1] - '0')
 	case len(st) != 1:
 		return fmt.Errorf("bad state %q", st)
 	}
+	var seen int64
 	if string(when) == string(last.text[:last.n]) && last.n > 0 {
-		it.seen = last.seen
+		seen = last.seen
 	} else {
-		seen, err := parseTime(when)
-		if err != nil {
+		var err error
+		if seen, err = parseTime(when); err != nil {
 			return err
 		}
-		it.seen = seen
 		if len(when) <= len(last.text) {
 			last.n = copy(last.text[:], when)
 			last.seen = seen
 		}
 	}
+	var n int64
 	if size != nil {
-		n, ok := parseSize(size)
-		if !ok {
+		var ok bool
+		if n, ok = parseSize(size); !ok {
 			return fmt.Errorf("bad size %q", size)
 		}
-		it.size = n
 	}
 	if len(c.items) >= maxItems {
 		return errors.New("too many entries")
@@ -313,12 +373,17 @@ func (c *Cache) parseLine(line []byte, last *lastTime) error {
 	if err := appendDecoded(&c.uids, enc); err != nil {
 		return err
 	}
-	n := c.uids.Len() - off
-	if n > maxUID {
-		return fmt.Errorf("UID of %d octets", n)
+	k := c.uids.Len() - off
+	if k > maxUID {
+		return fmt.Errorf("UID of %d octets", k)
 	}
-	it.off, it.n = uint32(off), uint16(n)
-	c.items = append(c.items, it)
+	c.items = append(c.items, item{off: uint32(off), n: uint16(k)})
+	pos := len(c.items) - 1
+	var uid string
+	if n >= bigSize {
+		uid = c.uids.String()[off : off+k]
+	}
+	c.setEntry(pos, uid, seen, state, breaks, n)
 	return nil
 }
 
@@ -387,9 +452,9 @@ func (c *Cache) reindex() {
 	c.index.reset(len(c.items))
 	for i := range c.items {
 		uid := c.uidAt(i)
-		slot, p := c.index.lookup(uid, c.uidAt)
+		at, p := c.index.lookup(uid, c.uidAt)
 		if p < 0 {
-			c.index.set(slot, uid, i)
+			c.index.set(at, i)
 			continue
 		}
 		it := c.items[i]
@@ -433,7 +498,7 @@ func (c *Cache) Get(uid string) (Entry, bool) {
 	if !ok {
 		return Entry{}, false
 	}
-	return c.items[p].entry(), true
+	return c.entry(p), true
 }
 
 // Find returns the position of uid in the cache, for At. Positions run
@@ -454,34 +519,60 @@ func (c *Cache) Find(uid string) (int, bool) {
 	return p, true
 }
 
+// Ref names a UID the cache holds, in 8 bytes, for as long as the cache
+// lives: Delete, Put and Snapshot do not change what a Ref names. A
+// caller can keep a Ref per message of a long listing rather than a copy
+// of each UID.
+type Ref uint64
+
+// Lookup returns a Ref to uid if the cache holds it. Like Find, it is
+// fastest for UIDs looked up in the order they were recorded.
+func (c *Cache) Lookup(uid []byte) (Ref, bool) {
+	p := c.next
+	if !(p < len(c.items) && c.items[p].state != 0 && c.uidAt(p) == string(uid)) {
+		if _, p = c.index.lookupBytes(uid, c.uidAt); p < 0 {
+			return 0, false
+		}
+	}
+	c.next = p + 1
+	it := &c.items[p]
+	return Ref(it.off)<<16 | Ref(it.n), true
+}
+
+// UID returns the UID that r names.
+func (c *Cache) UID(r Ref) string {
+	off := uint32(r >> 16)
+	return c.text[off : off+uint32(r&0xffff)]
+}
+
 // At returns the UID and entry at a position (see Find); ok is false for
 // a position whose UID was deleted.
 func (c *Cache) At(pos int) (uid string, e Entry, ok bool) {
-	it := &c.items[pos]
-	if it.state == 0 {
+	if c.items[pos].state == 0 {
 		return "", Entry{}, false
 	}
-	return c.uidAt(pos), it.entry(), true
+	return c.uidAt(pos), c.entry(pos), true
 }
 
 // Positions returns the number of positions (see Find): Len, and the
 // positions of UIDs deleted since the last Snapshot.
 func (c *Cache) Positions() int { return len(c.items) }
 
-// Put records a UID. Seen is truncated to the second; Breaks is kept
-// within 1 to 9 for Broken, and 0 otherwise. A UID longer than 65535
-// octets is recorded cut to that length.
+// Put records a UID. Seen is truncated to the second, and kept between
+// 1970 and 2106; Breaks is kept within 1 to 9 for Broken, and 0
+// otherwise. A UID longer than 65535 octets is recorded cut to that
+// length.
 func (c *Cache) Put(uid string, e Entry) {
 	uid = uid[:min(len(uid), maxUID)]
-	e.Seen = e.Seen.UTC().Truncate(time.Second)
+	e.Seen = time.Unix(min(max(e.Seen.Unix(), 0), math.MaxUint32), 0).UTC()
 	if e.State != Broken {
 		e.Breaks = 0
 	} else {
 		e.Breaks = min(max(e.Breaks, 1), 9)
 	}
 	e.Size = max(e.Size, 0)
-	slot, p := c.index.lookup(uid, c.uidAt)
-	if p >= 0 && c.items[p].entry() == e {
+	at, p := c.index.lookup(uid, c.uidAt)
+	if p >= 0 && c.entry(p) == e {
 		return
 	}
 	if p < 0 {
@@ -492,18 +583,17 @@ func (c *Cache) Put(uid string, e Entry) {
 				panic("uidcache: more than 16777214 UIDs")
 			}
 			c.grow()
-			slot, _ = c.index.lookup(uid, c.uidAt)
+			at, _ = c.index.lookup(uid, c.uidAt)
 		}
 		if c.index.full() {
 			c.grow()
-			slot, _ = c.index.lookup(uid, c.uidAt)
+			at, _ = c.index.lookup(uid, c.uidAt)
 		}
 		p = len(c.items)
 		c.items = append(c.items, item{off: c.addUID(uid), n: uint16(len(uid))})
-		c.index.set(slot, uid, p)
+		c.index.set(at, p)
 	}
-	it := &c.items[p]
-	it.seen, it.state, it.breaks, it.size = e.Seen.Unix(), e.State, uint8(e.Breaks), e.Size
+	c.setEntry(p, uid, e.Seen.Unix(), e.State, e.Breaks, e.Size)
 	c.dirty = true
 }
 
@@ -513,19 +603,19 @@ func (c *Cache) grow() {
 	for i := range c.items {
 		if c.items[i].state != 0 {
 			uid := c.uidAt(i)
-			slot, _ := c.index.lookup(uid, c.uidAt)
-			c.index.set(slot, uid, i)
+			at, _ := c.index.lookup(uid, c.uidAt)
+			c.index.set(at, i)
 		}
 	}
 }
 
 // Delete forgets a UID.
 func (c *Cache) Delete(uid string) {
-	slot, p := c.index.lookup(uid, c.uidAt)
+	at, p := c.index.lookup(uid, c.uidAt)
 	if p < 0 {
 		return
 	}
-	c.index.remove(slot)
+	c.index.remove(at)
 	c.items[p].state = 0
 	c.removed++
 	c.dirty = true
@@ -535,8 +625,8 @@ func (c *Cache) Delete(uid string) {
 // recorded; fn may Delete the UID it is given.
 func (c *Cache) Each(fn func(uid string, e Entry)) {
 	for i := range c.items {
-		if it := &c.items[i]; it.state != 0 {
-			fn(c.uidAt(i), it.entry())
+		if c.items[i].state != 0 {
+			fn(c.uidAt(i), c.entry(i))
 		}
 	}
 }
@@ -608,7 +698,7 @@ func (c *Cache) Snapshot() *Snapshot {
 	b = append(b, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped, "+
 		"Bn broke n sessions, Q quarantined\tsize as listed\n"...)
 	var when []byte
-	seen := int64(-1 << 63)
+	var seen uint32
 	for i := range c.items {
 		it := &c.items[i]
 		if it.state == 0 {
@@ -616,7 +706,7 @@ func (c *Cache) Snapshot() *Snapshot {
 		}
 		if it.seen != seen || when == nil {
 			seen = it.seen
-			when = time.Unix(seen, 0).UTC().AppendFormat(when[:0], time.RFC3339)
+			when = time.Unix(int64(seen), 0).UTC().AppendFormat(when[:0], time.RFC3339)
 		}
 		b = appendEncoded(b, c.uidAt(i))
 		b = append(b, '\t')
@@ -627,7 +717,11 @@ func (c *Cache) Snapshot() *Snapshot {
 		}
 		if it.size > 0 {
 			b = append(b, '\t')
-			b = strconv.AppendInt(b, it.size, 10)
+			size := int64(it.size)
+			if it.size == bigSize {
+				size = c.big[c.uidAt(i)]
+			}
+			b = strconv.AppendInt(b, size, 10)
 		}
 		b = append(b, '\n')
 	}

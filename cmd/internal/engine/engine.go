@@ -96,14 +96,18 @@ const hangupWait = 500 * time.Millisecond
 
 // run is the state of one run of one account.
 type run struct {
-	opts   Options
-	acct   *config.Account
-	log    *slog.Logger
-	now    func() time.Time
-	creds  *onceCredentials
-	cache  *uidcache.Cache
-	noUIDL bool // the server refused UIDL: no message has a UID
-	res    Result
+	opts  Options
+	acct  *config.Account
+	log   *slog.Logger
+	now   func() time.Time
+	creds *onceCredentials
+	cache *uidcache.Cache
+	// cacheLoaded delivers the outcome of reading the cache, then is
+	// closed; cacheErr keeps it (see loadCache).
+	cacheLoaded <-chan error
+	cacheErr    error
+	noUIDL      bool // the server refused UIDL: no message has a UID
+	res         Result
 	// failure is the first per-message failure, reported at the end.
 	failure error
 	// inHand is the message being retrieved, if the session breaks.

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,3 +84,30 @@ func BenchmarkKeep500k(b *testing.B) { benchKeep(b, 500_000, 0) }
 // BenchmarkKeep50kNew50 is a run that finds 50 new messages after 50 000
 // kept ones.
 func BenchmarkKeep50kNew50(b *testing.B) { benchKeep(b, 50_000, 50) }
+
+// TestCacheUnreadable: the cache is read while the session opens, but a
+// cache that cannot be read stops the run before any credential is sent.
+func TestCacheUnreadable(t *testing.T) {
+	f := newFixture(t, 2)
+	f.start(t) // the port is part of the mailbox's identity
+	if err := os.MkdirAll(f.acct.StateDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(f.acct.StateDir, uidcache.FileName(f.acct.Key()))
+	if err := os.WriteFile(path, []byte("not a cache line\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.run(t, Options{})
+	var se *StateError
+	if !errors.As(err, &se) || !strings.Contains(err.Error(), "malformed line") {
+		t.Fatalf("run: %v, want a *StateError naming the malformed line", err)
+	}
+	for _, line := range f.srv.Received() {
+		if cmd, _, _ := strings.Cut(line, " "); cmd != "CAPA" {
+			t.Fatalf("the server got %q", line)
+		}
+	}
+	if f.mb.Len() != 2 {
+		t.Fatalf("%d messages left", f.mb.Len())
+	}
+}

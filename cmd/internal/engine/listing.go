@@ -3,8 +3,11 @@ package engine
 import (
 	"context"
 	"fmt"
+	"math"
+	"strings"
 
 	"github.com/popfetch/popfetch/pop3"
+	"github.com/popfetch/popfetch/uidcache"
 )
 
 // message is a message listed by the server.
@@ -25,7 +28,7 @@ type messages interface {
 // thousands of messages is listed on every run, and At makes each
 // message from the two listings as it is asked for.
 type listing struct {
-	uids  *pop3.Listing // nil for a server without UIDL
+	uids  *uidList // nil for a server without UIDL
 	sizes *pop3.Listing
 	// bySize is the line of LIST that holds UIDL's line i, when the two
 	// are not in the same order; nil when they are (every server known
@@ -39,12 +42,81 @@ func (l *listing) At(i int) message {
 	if l.uids == nil {
 		return message{num: l.sizes.Number(i), size: l.sizes.At(i).Size}
 	}
-	u := l.uids.At(i)
 	j := i
 	if l.bySize != nil {
 		j = int(l.bySize[i])
 	}
-	return message{num: u.Number, uid: u.UID, size: l.sizes.At(j).Size}
+	return message{num: l.uids.Number(i), uid: l.uids.uid(i), size: l.sizes.At(j).Size}
+}
+
+// uidList is UIDL's answer as the engine keeps it: for each message, its
+// number and a reference to its UID, which is the cache's own copy when
+// the cache holds it (a kept mailbox lists tens of thousands of UIDs that
+// the cache holds already), else a copy of its own.
+type uidList struct {
+	cache *uidcache.Cache
+	nums  []int    // nil while they are 1, 2, 3, ...
+	refs  []uint64 // a uidcache.Ref, or fresh | i for UID i of text
+	ends  []uint32 // UID i of text ends at ends[i]
+	b     strings.Builder
+	text  string
+}
+
+// fresh marks a reference to a UID of the list's own.
+const fresh = 1 << 63
+
+func newUIDList(cache *uidcache.Cache, expect int) *uidList {
+	return &uidList{cache: cache, refs: make([]uint64, 0, expect)}
+}
+
+// add takes a line of UIDL.
+func (u *uidList) add(n int, uid []byte) error {
+	if u.nums == nil && n != len(u.refs)+1 {
+		u.nums = make([]int, len(u.refs), cap(u.refs))
+		for i := range u.nums {
+			u.nums[i] = i + 1
+		}
+	}
+	if u.nums != nil {
+		u.nums = append(u.nums, n)
+	}
+	if ref, ok := u.cache.Lookup(uid); ok {
+		u.refs = append(u.refs, uint64(ref))
+		return nil
+	}
+	if u.b.Len()+len(uid) > math.MaxUint32 {
+		return &pop3.ProtocolError{Command: "UIDL", Msg: "more than 4 GiB of unique-ids"}
+	}
+	u.refs = append(u.refs, fresh|uint64(len(u.ends)))
+	u.b.Grow(len(uid)) // doubling, unlike Write's append
+	u.b.Write(uid)
+	u.ends = append(u.ends, uint32(u.b.Len()))
+	return nil
+}
+
+func (u *uidList) Len() int { return len(u.refs) }
+
+func (u *uidList) Number(i int) int {
+	if u.nums == nil {
+		return i + 1
+	}
+	return u.nums[i]
+}
+
+func (u *uidList) uid(i int) string {
+	r := u.refs[i]
+	if r&fresh == 0 {
+		return u.cache.UID(uidcache.Ref(r))
+	}
+	k := r &^ fresh
+	start := uint32(0)
+	if k > 0 {
+		start = u.ends[k-1]
+	}
+	if u.text == "" {
+		u.text = u.b.String()
+	}
+	return u.text[start:u.ends[k]]
 }
 
 // session is one POP3 session, logged in, with the server's listing.
@@ -87,21 +159,25 @@ func (r *run) openSession(ctx context.Context) (*session, error) {
 // login logs in on c and lists the messages.
 func (r *run) login(ctx context.Context, c *pop3.Client) (*listing, error) {
 	a := r.acct
+	// A cache that cannot be read stops the run before credentials go
+	// out: nothing could be recorded.
+	if err := r.loadCache(); err != nil {
+		return nil, err
+	}
 	if err := login(ctx, c, a, r.creds); err != nil {
 		return nil, err
 	}
-	// RFC 2449 §4: capabilities may change after login.
-	capa, uidl, list := c.Capa(), c.UIDL(), c.List()
 	// The cache says about how long the listing is: read it without
 	// growing its arrays as it comes.
 	expect := r.cache.Len() + r.cache.Len()/16 + 16
-	uidl.Grow(expect, expect*24)
-	list.Grow(expect, 0)
+	uids := newUIDList(r.cache, expect)
+	// RFC 2449 §4: capabilities may change after login.
+	capa, uidl, list := c.Capa(), c.UIDLFunc(uids.add), c.List().Grow(expect, 0)
 	if _, err := capa.Wait(); err != nil && !isRefusal(err) {
 		return nil, err
 	}
 	r.checkCaps(c.Caps())
-	uids, uerr := uidl.Listing()
+	uerr := uidl.Wait()
 	sizes, lerr := list.Listing()
 	if lerr != nil {
 		return nil, lerr
@@ -129,9 +205,15 @@ func (r *run) login(ctx context.Context, c *pop3.Client) (*listing, error) {
 	return listOnly(sizes)
 }
 
+// numbered is a listing's message numbers.
+type numbered interface {
+	Len() int
+	Number(i int) int
+}
+
 // inOrder reports whether l lists messages in increasing number order,
 // so each once.
-func inOrder(l *pop3.Listing) bool {
+func inOrder(l numbered) bool {
 	prev := 0
 	for i := 0; i < l.Len(); i++ {
 		n := l.Number(i)
@@ -144,7 +226,7 @@ func inOrder(l *pop3.Listing) bool {
 }
 
 // merge joins UIDL and LIST by message number.
-func merge(uids, sizes *pop3.Listing) (*listing, error) {
+func merge(uids *uidList, sizes *pop3.Listing) (*listing, error) {
 	if uids.Len() == sizes.Len() && inOrder(uids) {
 		same := true
 		for i := 0; i < uids.Len() && same; i++ {

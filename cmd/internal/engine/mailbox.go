@@ -10,10 +10,12 @@ import (
 	"github.com/popfetch/popfetch/uidcache"
 )
 
-// openMailbox takes the lock of the account's mailbox and reads its UID
-// cache, adopting the cache of its older identity first if the account
-// has one (config.Account.AdoptKey). The returned function releases the
-// lock; on error, nothing is held.
+// openMailbox takes the lock of the account's mailbox and starts reading
+// its UID cache, adopting the cache of its older identity first if the
+// account has one (config.Account.AdoptKey). The cache is read while the
+// session is opened (a big kept mailbox's cache takes milliseconds, as
+// does the TLS handshake): loadCache waits for it. The returned function
+// releases the lock; on error, nothing is held.
 func (r *run) openMailbox() (release func(), err error) {
 	a := r.acct
 	lock, err := lockAccount(r.opts.FS, a.StateDir, a.Key())
@@ -26,11 +28,30 @@ func (r *run) openMailbox() (release func(), err error) {
 			return nil, &StateError{err}
 		}
 	}
-	if r.cache, err = uidcache.Open(a.StateDir, a.Key(), uidcache.Options{FS: r.opts.FS}); err != nil {
+	loaded := make(chan error, 1)
+	r.cacheLoaded = loaded
+	go func() {
+		c, err := uidcache.Open(a.StateDir, a.Key(), uidcache.Options{FS: r.opts.FS})
+		r.cache = c // read only after loaded is received
+		loaded <- err
+		close(loaded)
+	}()
+	return func() {
+		r.loadCache() // the reading ends before the lock is let go
 		lock.Close()
-		return nil, &StateError{err}
+	}, nil
+}
+
+// loadCache waits until the cache is read, and returns the error of
+// reading it.
+func (r *run) loadCache() error {
+	if err, ok := <-r.cacheLoaded; ok {
+		r.cacheErr = err
 	}
-	return func() { lock.Close() }, nil
+	if r.cacheErr != nil {
+		return &StateError{r.cacheErr}
+	}
+	return nil
 }
 
 // adoptCache renames the cache of the mailbox's older identity to its
@@ -59,6 +80,9 @@ func adoptCache(fsys vfs.FS, dir, oldKey, newKey string) error {
 func (r *run) recoverMbox() error {
 	if kindOf(r.acct.Deliver) != &mboxKind {
 		return nil
+	}
+	if err := r.loadCache(); err != nil {
+		return err
 	}
 	opts := targetEnv{acct: r.acct, fs: r.opts.FS}.mboxOptions()
 	rec, err := deliver.RecoverMbox(r.acct.Deliver.Mbox, opts)

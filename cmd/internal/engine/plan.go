@@ -69,17 +69,16 @@ type cacheView interface {
 // time. A listing without UIDs (noUIDL) is planned without the cache.
 //
 // It runs on every run of a mailbox that may keep tens of thousands of
-// messages, so it costs little per listed message: one lookup each (a
+// messages, so it costs little per listed message: two lookups each (a
 // string comparison when the server lists in the cache's order), a bit
 // per cached UID to see which are listed and which twice, and nothing
-// per message the plan leaves alone.
+// kept per message the plan leaves alone.
 func makePlan(a *config.Account, cache cacheView, msgs messages, noUIDL, acceptAllAsNew bool, now time.Time) (plan, error) {
 	if noUIDL {
 		return planWithoutUIDs(a, cache, msgs), nil
 	}
 	var p plan
 	n := msgs.Len()
-	pos := make([]int32, n)                             // cache position of message i, -1 if none
 	listed := make([]uint64, (cache.Positions()+63)/64) // cache positions listed
 	known, distinct := 0, 0                             // listed messages the cache knows; their UIDs
 	var fresh map[string]int                            // UIDs the cache does not know: how many messages each
@@ -87,14 +86,12 @@ func makePlan(a *config.Account, cache cacheView, msgs messages, noUIDL, acceptA
 		m := msgs.At(i)
 		cp, ok := cache.Find(m.uid)
 		if !ok {
-			pos[i] = -1
 			if fresh == nil {
 				fresh = map[string]int{}
 			}
 			fresh[m.uid]++
 			continue
 		}
-		pos[i] = int32(cp)
 		known++
 		if bit := uint64(1) << (cp % 64); listed[cp/64]&bit == 0 {
 			listed[cp/64] |= bit
@@ -141,12 +138,12 @@ func makePlan(a *config.Account, cache cacheView, msgs messages, noUIDL, acceptA
 	limit := a.MaxMessages
 	var suspects []message // retrieving them broke a session
 	for i := 0; i < n; i++ {
-		var e uidcache.Entry
-		cached := pos[i] >= 0
-		if cached {
-			_, e, _ = cache.At(int(pos[i]))
-		}
 		m := msgs.At(i)
+		var e uidcache.Entry
+		cp, cached := cache.Find(m.uid) // cheap: the order of the first pass
+		if cached {
+			_, e, _ = cache.At(cp)
+		}
 		if cached && e.State == uidcache.Quarantined {
 			p.quarantined = append(p.quarantined, m)
 			continue
