@@ -413,11 +413,12 @@ func TestNoUIDLSessionPerBatch(t *testing.T) {
 	}
 }
 
-// TestLoginDelayAfterDeletions: a server with LOGIN-DELAY refuses a login
-// sooner than that after the last. When a run must first commit the
+// TestLoginDelayAfterDeletions: a server with LOGIN-DELAY may refuse a
+// login sooner than that after the last. When a run must first commit the
 // deletions an earlier session left (a session that retrieves nothing),
-// it stops there: the new mail waits for the next run, and the run does
-// not fail on the refused second login.
+// and the fetch session's login is refused so, the run ends there: the
+// new mail waits for the next run, and the run does not fail. A server
+// that lists LOGIN-DELAY and lets the login in (Courier) is fetched.
 func TestLoginDelayAfterDeletions(t *testing.T) {
 	f := newFixture(t, 0)
 	f.mb.AddWithUID("old", testMessage(1))
@@ -437,7 +438,20 @@ func TestLoginDelayAfterDeletions(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := f.run(t, Options{})
-	if err != nil || res.Deleted != 1 || res.Fetched != 0 || f.mb.Len() != 1 || logins.Load() != 1 {
+	if err != nil || res.Deleted != 1 || res.Fetched != 0 || f.mb.Len() != 1 || logins.Load() != 2 {
 		t.Fatalf("%+v %v, %d left, %d logins", res, err, f.mb.Len(), logins.Load())
+	}
+	// not enforced: the fetch session goes on
+	logins.Store(-10)
+	f.mb.AddWithUID("newer", testMessage(3))
+	c, _ = uidcache.Open(f.acct.StateDir, f.acct.Key())
+	c.Put("new", uidcache.Entry{Seen: time.Now(), State: uidcache.Deleted, Size: f.mb.Messages()[0].Size()})
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	f.idle(t)
+	res, err = f.run(t, Options{})
+	if err != nil || res.Deleted != 2 || res.Fetched != 1 || f.mb.Len() != 0 {
+		t.Fatalf("unenforced: %+v %v, %d left", res, err, f.mb.Len())
 	}
 }

@@ -214,15 +214,16 @@ func (r *run) run(ctx context.Context) error {
 			return err
 		}
 		s.close()
-		if r.res.LoginDelay > 0 {
-			// RFC 2449 §6.5: the server refuses a login sooner than
-			// LOGIN-DELAY after the last; the new mail waits for the
-			// next run rather than fail this one.
-			r.log.Info("deletions committed; the server allows one login per LOGIN-DELAY, so new mail waits for the next run",
-				"login-delay", r.res.LoginDelay)
-			return nil
-		}
 		if s, err = r.openSession(ctx); err != nil {
+			if loginDelayed(err) {
+				// RFC 2449 §6.5: a login so soon after the last is
+				// refused (Courier lists LOGIN-DELAY and does not
+				// enforce it, so it is tried); the deletions are done,
+				// the new mail waits for the next run.
+				r.log.Info("deletions committed; the server refuses another login this soon (LOGIN-DELAY), "+
+					"so new mail waits for the next run", "error", err)
+				return nil
+			}
 			return err
 		}
 		defer s.close()
@@ -237,6 +238,13 @@ func (r *run) run(ctx context.Context) error {
 		return r.fetchSession(s, p)
 	}
 	return r.fetchWithoutUIDs(ctx, s, p)
+}
+
+// loginDelayed reports whether err is a login refused as too soon after
+// the last (RFC 2449 §8.1.2, [LOGIN-DELAY]).
+func loginDelayed(err error) bool {
+	var pe *pop3.Error
+	return errors.As(err, &pe) && pe.Code == pop3.CodeLoginDelay
 }
 
 // plan makes the run's plan and applies what it says of the cache, with

@@ -30,13 +30,12 @@ func (r *run) fetchWithoutUIDs(ctx context.Context, s *session, p plan) error {
 		if err := r.fetchSession(s, p); err != nil || !more || r.res.HungUp || r.stopping() {
 			return err
 		}
-		if r.res.LoginDelay > 0 {
-			// one login per LOGIN-DELAY (RFC 2449 §6.5): the rest next run
-			return nil
-		}
 		s.close()
 		var err error
 		if s, err = r.openSession(ctx); err != nil {
+			if loginDelayed(err) {
+				return nil // one login per LOGIN-DELAY (RFC 2449 §6.5): the rest next run
+			}
 			return err
 		}
 		defer s.close()
