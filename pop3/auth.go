@@ -136,6 +136,35 @@ func (c *Client) Auth(mech sasl.Client) error {
 	}
 }
 
+// AuthPipelined sends AUTH with the mechanism's initial response as a
+// command like any other (RFC 5034 §4): it returns at once, and when the
+// server pipelines, the commands issued after it go out with it, so a
+// login and what follows it cost one round trip. It takes the mechanisms
+// that finish in the one exchange, whatever the outcome: PLAIN (RFC 4616)
+// and EXTERNAL (RFC 4422 Appendix A). It refuses others (LOGIN,
+// CRAM-MD5, the OAuth ones answer with challenges: use Auth), and a
+// command line that would pass 255 octets, with ErrBadArgument, sending
+// nothing. A server that answers with a challenge all the same breaks
+// the session (a *ProtocolError). A refusal is returned as *Error with
+// Command "AUTH". The exchange is left out of the trace.
+func (c *Client) AuthPipelined(mech sasl.Client) *Command {
+	name, ir, err := mech.Start()
+	if err != nil {
+		return &Command{name: "AUTH", done: true, err: fmt.Errorf("pop3: AUTH: %w", err)}
+	}
+	if up := strings.ToUpper(name); (up != "PLAIN" && up != "EXTERNAL") || ir == nil {
+		return &Command{name: "AUTH", done: true, err: fmt.Errorf("pop3: AUTH: %w: mechanism %q takes more than one exchange", ErrBadArgument, name)}
+	}
+	enc := "="
+	if len(ir) > 0 {
+		enc = base64.StdEncoding.EncodeToString(ir)
+	}
+	if len("AUTH "+name+" "+enc)+2 > 255 {
+		return &Command{name: "AUTH", done: true, err: fmt.Errorf("pop3: AUTH: %w: initial response too long to send with the command", ErrBadArgument)}
+	}
+	return c.issue(kindSingle, "AUTH "+name+" <redacted>", "AUTH", name, enc)
+}
+
 // finishAuth reads the status line that ends a cancelled exchange.
 func (c *Client) finishAuth() (status, error) {
 	for {

@@ -383,6 +383,14 @@ func (c *Client) Greeting() string { return c.greeting }
 // Caps returns the capabilities of the last successful CAPA, or nil.
 func (c *Client) Caps() Caps { return c.caps }
 
+// AssumeCaps makes the client act as if the last CAPA had listed caps,
+// typically those the server listed in an earlier session: commands are
+// pipelined at once if caps lists PIPELINING. The next successful CAPA
+// replaces them. A caller that assumes must be ready for a server that
+// changed since: a command the server no longer takes is refused (-ERR)
+// like any other.
+func (c *Client) AssumeCaps(caps Caps) { c.caps = caps }
+
 // TLSConnectionState returns the state of the TLS connection, if any.
 func (c *Client) TLSConnectionState() (tls.ConnectionState, bool) {
 	if c.tls != nil {

@@ -47,6 +47,7 @@ type HeaderFunc func(m NewMessage, header io.Reader) error
 // errors. Options.Progress, Stop and Version are not used.
 func Check(ctx context.Context, opts Options, header HeaderFunc) (CheckResult, error) {
 	r := newRun(opts)
+	r.readOnly = true
 	var res CheckResult
 	release, err := r.openMailbox()
 	if err != nil {

@@ -107,6 +107,7 @@ type run struct {
 	cacheLoaded <-chan error
 	cacheErr    error
 	noUIDL      bool // the server refused UIDL: no message has a UID
+	readOnly    bool // Check: the state directory is not written
 	res         Result
 	// failure is the first per-message failure, reported at the end.
 	failure error

@@ -2,10 +2,12 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
 
+	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/pop3"
 	"github.com/popfetch/popfetch/uidcache"
 )
@@ -156,27 +158,103 @@ func (r *run) openSession(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
-// login logs in on c and lists the messages.
+// login logs in on c and lists the messages. When the server's
+// capabilities are remembered from an earlier session (capsmem.go), the
+// first CAPA goes out with the login instead of before it.
 func (r *run) login(ctx context.Context, c *pop3.Client) (*listing, error) {
 	a := r.acct
+	var remembered pop3.Caps
+	var ask *pop3.CapaCommand // the first CAPA, when it goes with the login
+	if a.TLS != config.TLSStartTLS {
+		if remembered = rememberedCaps(a, c); remembered != nil {
+			c.AssumeCaps(remembered)
+			ask = c.Capa()
+		} else if err := askCaps(a, c); err != nil {
+			return nil, err
+		}
+	}
+	before := c.Caps()
 	// A cache that cannot be read stops the run before credentials go
 	// out: nothing could be recorded.
 	if err := r.loadCache(); err != nil {
 		return nil, err
 	}
-	if err := login(ctx, c, a, r.creds); err != nil {
-		return nil, err
-	}
 	// The cache says about how long the listing is: read it without
 	// growing its arrays as it comes.
 	expect := r.cache.Len() + r.cache.Len()/16 + 16
-	uids := newUIDList(r.cache, expect)
-	// RFC 2449 §4: capabilities may change after login.
-	capa, uidl, list := c.Capa(), c.UIDLFunc(uids.add), c.List().Grow(expect, 0)
-	if _, err := capa.Wait(); err != nil && !isRefusal(err) {
-		return nil, err
+	for {
+		method, waitLogin, err := startLogin(ctx, c, a, r.creds)
+		if err != nil {
+			return nil, err
+		}
+		uids := newUIDList(r.cache, expect)
+		// RFC 2449 §4: capabilities may change after login (Gmail lists
+		// PIPELINING only then). Lock-step, CAPA goes first, so that
+		// UIDL and LIST go out together once it says PIPELINING. Sent
+		// with the login, it goes last: a server that answered the login
+		// twice would have its extra answer taken for UIDL's, whose lines
+		// then do not parse, where CAPA would take any line (a desync
+		// must show).
+		var capa *pop3.CapaCommand
+		if !c.Pipelining() {
+			capa = c.Capa()
+		}
+		uidl, list := c.UIDLFunc(uids.add), c.List().Grow(expect, 0)
+		if capa == nil {
+			capa = c.Capa()
+		}
+		if ask != nil {
+			var err error
+			if before, err = ask.Wait(); err != nil && !isRefusal(err) {
+				return nil, err
+			}
+			ask = nil
+		}
+		if err := waitLogin(); err != nil {
+			// What went with the login is answered (refused) first.
+			if _, cerr := capa.Wait(); cerr != nil && !isRefusal(cerr) {
+				return nil, cerr
+			}
+			if retry := r.loginChanged(c, err, method, remembered); !retry {
+				return nil, err
+			}
+			remembered = nil
+			continue
+		}
+		l, err := r.list(uids, uidl, list)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := capa.Wait(); err != nil && !isRefusal(err) {
+			return nil, err
+		}
+		r.checkCaps(c.Caps())
+		r.rememberCaps(c, before, remembered)
+		return l, nil
 	}
-	r.checkCaps(c.Caps())
+}
+
+// loginChanged reports whether a login made on remembered capabilities
+// failed because the server's changed: it now lists (in the CAPA that
+// went with the login) a method other than the one used. The login is
+// then made again with what the server lists now.
+func (r *run) loginChanged(c *pop3.Client, err error, method config.AuthMethod, remembered pop3.Caps) bool {
+	var ae *AuthError
+	if remembered == nil || !errors.As(err, &ae) || c.Err() != nil {
+		return false
+	}
+	now, cerr := chooseAuth(c, r.acct)
+	if cerr != nil || now == method {
+		return false
+	}
+	r.log.Info("the server's login methods changed since the last session; logging in again",
+		"was", method, "now", now)
+	return true
+}
+
+// list reads the listing asked for after the login.
+func (r *run) list(uids *uidList, uidl *pop3.Command, list *pop3.ListCommand) (*listing, error) {
+	a := r.acct
 	uerr := uidl.Wait()
 	sizes, lerr := list.Listing()
 	if lerr != nil {

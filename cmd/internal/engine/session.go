@@ -160,14 +160,19 @@ func connect(ctx context.Context, a *config.Account, opts *pop3.Options) (*pop3.
 		c.Close()
 		return nil, insecureError(a)
 	}
-	if a.TLS != config.TLSStartTLS {
-		// DialStartTLS asked already, before and after STLS.
-		if _, err := c.Capa().Wait(); err != nil && !isRefusal(err) {
-			c.Close()
-			return nil, err
-		}
-	}
 	return c, nil
+}
+
+// askCaps asks for the capabilities before login, unless DialStartTLS
+// did (before and after STLS).
+func askCaps(a *config.Account, c *pop3.Client) error {
+	if a.TLS == config.TLSStartTLS {
+		return nil
+	}
+	if _, err := c.Capa().Wait(); err != nil && !isRefusal(err) {
+		return err
+	}
+	return nil
 }
 
 // noSTLSError refuses a server without STLS for tls = "starttls" (RFC 2595
@@ -181,12 +186,17 @@ func isRefusal(err error) bool {
 	return errors.As(err, &e)
 }
 
-// login authenticates with the account's method; "auto" picks the best
-// that the server offers and the credentials allow.
-func login(ctx context.Context, c *pop3.Client, a *config.Account, creds Credentials) error {
+// startLogin authenticates with the account's method; "auto" picks the
+// best that the server offers and the credentials allow. When the server
+// pipelines and the method takes one exchange (USER/PASS, APOP, PLAIN),
+// it only issues the login's commands and returns: wait returns their
+// outcome, and commands issued meanwhile go out with them (RFC 2449
+// §6.6), so the login and what follows it cost one round trip. Other
+// methods are done before it returns. It returns the method chosen.
+func startLogin(ctx context.Context, c *pop3.Client, a *config.Account, creds Credentials) (config.AuthMethod, func() error, error) {
 	method, err := chooseAuth(c, a)
 	if err != nil {
-		return err
+		return method, nil, err
 	}
 	secret := func() (string, error) {
 		if method == config.AuthXOAuth2 || method == config.AuthOAuthBearer {
@@ -196,7 +206,7 @@ func login(ctx context.Context, c *pop3.Client, a *config.Account, creds Credent
 	}
 	s, err := secret()
 	if err != nil {
-		return err
+		return method, nil, err
 	}
 	if c.Caps().Has("UTF8") {
 		// RFC 6856 §2: UTF8, valid only before authentication, has the
@@ -205,20 +215,34 @@ func login(ctx context.Context, c *pop3.Client, a *config.Account, creds Credent
 		// read in order with the login's; a refusal changes nothing else.
 		c.UTF8()
 	}
+	refused := func(err error) error {
+		if isRefusal(err) {
+			return &AuthError{Mechanism: string(method), Err: err, Offered: offeredInstead(c, a, method)}
+		}
+		return err
+	}
 	var mech sasl.Client
 	switch method {
 	case config.AuthUser:
 		// RFC 2449 §6.6: USER and PASS may go out together; a refused
 		// USER makes PASS fail too, and USER's answer says why.
 		u, p := c.User(a.User), c.Pass(s)
-		err = u.Wait()
-		if perr := p.Wait(); err == nil {
-			err = perr
-		}
+		return method, func() error {
+			err := u.Wait()
+			if perr := p.Wait(); err == nil {
+				err = perr
+			}
+			return refused(err)
+		}, nil
 	case config.AuthAPOP:
-		err = c.APOP(a.User, s).Wait()
+		cmd := c.APOP(a.User, s)
+		return method, func() error { return refused(cmd.Wait()) }, nil
 	case config.AuthPlain:
 		mech = sasl.NewPlainClient("", a.User, s)
+		if c.Pipelining() {
+			cmd := c.AuthPipelined(mech)
+			return method, func() error { return refused(cmd.Wait()) }, nil
+		}
 	case config.AuthLogin:
 		mech = sasl.NewLoginClient(a.User, s)
 	case config.AuthCRAMMD5:
@@ -228,18 +252,10 @@ func login(ctx context.Context, c *pop3.Client, a *config.Account, creds Credent
 	case config.AuthOAuthBearer:
 		mech = pop3.NewOAuthBearerClient(a.User, s, a.Host, a.Port)
 	default:
-		return &ConfigError{Msg: fmt.Sprintf("auth method %q is not supported", method)}
+		return method, nil, &ConfigError{Msg: fmt.Sprintf("auth method %q is not supported", method)}
 	}
-	if mech != nil {
-		err = c.Auth(mech)
-	}
-	if err != nil {
-		if isRefusal(err) {
-			return &AuthError{Mechanism: string(method), Err: err, Offered: offeredInstead(c, a, method)}
-		}
-		return err
-	}
-	return nil
+	err = refused(c.Auth(mech))
+	return method, func() error { return err }, nil
 }
 
 // offeredInstead returns, when auth names a method the server does not
