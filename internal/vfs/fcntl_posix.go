@@ -97,6 +97,10 @@ func (o *osFile) closePosix() error {
 	}
 	if id, err := o.id(); err == nil {
 		if l := posixLocks.held[id]; l != nil {
+			if o.flocked {
+				// the close would release it: do so now
+				o.control(func(fd int) error { return unix.Flock(fd, unix.LOCK_UN) })
+			}
 			l.deferred = append(l.deferred, o.f)
 			return nil
 		}

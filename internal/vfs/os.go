@@ -146,6 +146,8 @@ type osFile struct {
 	// fcntl is the classic POSIX lock this file holds, if any (the
 	// portable path of LockFcntl).
 	fcntl *inodeLock
+	// flocked: the file holds a flock.
+	flocked bool
 }
 
 func (o *osFile) Read(p []byte) (int, error)              { return o.f.Read(p) }
@@ -173,6 +175,7 @@ func (o *osFile) TryLock(k LockKind) (bool, error) {
 	case LockFlock:
 		err = o.control(func(fd int) error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) })
 		ok = err == nil
+		o.flocked = o.flocked || ok
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return false, nil
 		}
