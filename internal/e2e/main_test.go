@@ -19,7 +19,7 @@ import (
 	"github.com/popfetch/popfetch/internal/testtool"
 )
 
-// popfetchBin is the binary under test, built by TestMain.
+// popfetchBin is the binary under test, built by TestMain with buildTags.
 var popfetchBin string
 
 func TestMain(m *testing.M) {
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	popfetchBin = filepath.Join(dir, "popfetch")
-	build := exec.Command("go", "build", "-o", popfetchBin, "github.com/popfetch/popfetch")
+	build := exec.Command("go", "build", "-tags", buildTags, "-o", popfetchBin, "github.com/popfetch/popfetch")
 	build.Stderr = os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building popfetch:", err)
