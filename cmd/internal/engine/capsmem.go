@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/popfetch/popfetch/cmd/internal/config"
+	"github.com/popfetch/popfetch/internal/vfs"
 	"github.com/popfetch/popfetch/pop3"
 	"github.com/popfetch/popfetch/uidcache"
 )
@@ -64,8 +66,8 @@ func serverID(a *config.Account, c *pop3.Client) string {
 // rememberedCaps returns the capabilities remembered for the account's
 // server, if they are for the server c is connected to and list
 // PIPELINING; else nil.
-func rememberedCaps(a *config.Account, c *pop3.Client) pop3.Caps {
-	f, err := os.Open(capsPath(a))
+func rememberedCaps(fsys vfs.FS, a *config.Account, c *pop3.Client) pop3.Caps {
+	f, err := vfs.OrOS(fsys).OpenFile(capsPath(a), os.O_RDONLY|vfs.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil
 	}
@@ -109,9 +111,10 @@ func (r *run) rememberCaps(c *pop3.Client, caps, remembered pop3.Caps) {
 		return // its login waits for STLS anyway (see run.login); check writes nothing
 	}
 	path := capsPath(r.acct)
+	fsys := vfs.OrOS(r.opts.FS)
 	if !caps.Has("PIPELINING") {
 		if remembered != nil || caps != nil {
-			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := fsys.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				r.log.Info("could not remove the remembered server capabilities", "error", err)
 			}
 		}
@@ -129,15 +132,18 @@ func (r *run) rememberCaps(c *pop3.Client, caps, remembered pop3.Caps) {
 	if b.Len() > capsMemoryLimit {
 		return
 	}
-	if err := writeAside(path, []byte(b.String())); err != nil {
+	if err := writeAside(fsys, path, []byte(b.String())); err != nil {
 		r.log.Info("could not remember the server's capabilities", "error", err)
 	}
 }
 
 // writeAside replaces a file with data atomically: a temporary file in the
 // same directory (mode 0600), renamed over it. It does not sync.
-func writeAside(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+func writeAside(fsys vfs.FS, path string, data []byte) error {
+	var r [6]byte
+	rand.Read(r[:])
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-"+hex.EncodeToString(r[:]))
+	f, err := fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
@@ -146,10 +152,10 @@ func writeAside(path string, data []byte) error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), path)
+		err = fsys.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		fsys.Remove(tmp)
 	}
 	return err
 }

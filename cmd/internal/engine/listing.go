@@ -166,7 +166,7 @@ func (r *run) login(ctx context.Context, c *pop3.Client) (*listing, error) {
 	var remembered pop3.Caps
 	var ask *pop3.CapaCommand // the first CAPA, when it goes with the login
 	if a.TLS != config.TLSStartTLS {
-		if remembered = rememberedCaps(a, c); remembered != nil {
+		if remembered = rememberedCaps(r.opts.FS, a, c); remembered != nil {
 			c.AssumeCaps(remembered)
 			ask = c.Capa()
 		} else if err := askCaps(a, c); err != nil {
