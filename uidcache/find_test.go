@@ -203,3 +203,27 @@ func mustOpen(t *testing.T, dir string) *Cache {
 	}
 	return c
 }
+
+// BenchmarkSave50k saves a cache of 50 000 UIDs (to tmpfs where there is
+// one): the snapshot, the formatting of the lines and the write.
+func BenchmarkSave50k(b *testing.B) {
+	dir := b.TempDir()
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if d, err := os.MkdirTemp("/dev/shm", "uidcache-bench-"); err == nil {
+			defer os.RemoveAll(d)
+			dir = d
+		}
+	}
+	c, _ := Open(dir, "a@b")
+	now := time.Now()
+	for i := 0; i < 50000; i++ {
+		c.Put(fmt.Sprintf("%08X%08X", i, i*7), Entry{Seen: now.Add(time.Duration(i/100) * time.Second), State: Retrieved, Size: int64(4000 + i%700)})
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Save(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -659,11 +660,7 @@ func (c *Cache) Save() error {
 // system that is neither full nor read-only (CONTRACT §5).
 func (c *Cache) SaveReserving(n int) error {
 	s := c.Snapshot()
-	// comment lines of 64 bytes, well within what Open reads as a line
-	line := "# room for the entries of a run " + strings.Repeat(".", 31) + "\n"
-	for pad := min(n, 1<<20) * reservePerEntry; pad > 0; pad -= len(line) {
-		s.data = append(s.data, line...)
-	}
+	s.reserve = min(n, 1<<20) * reservePerEntry
 	if err := s.Write(); err != nil {
 		c.dirty = true
 		return err
@@ -676,39 +673,54 @@ func (c *Cache) SaveReserving(n int) error {
 const reservePerEntry = 96
 
 // Snapshot is the cache's contents at one moment, ready to be written
-// while the cache goes on changing: the slow part of a save (the writes
-// and fsyncs) can run in another goroutine.
+// while the cache goes on changing: the slow part of a save (formatting
+// the lines, the writes and fsyncs) can run in another goroutine.
 type Snapshot struct {
-	fs   vfs.FS
-	path string
-	data []byte
+	fs      vfs.FS
+	path    string
+	key     string
+	items   []item           // a copy of the cache's, live items only
+	text    string           // the UIDs: what the cache appends later is not in it
+	big     map[string]int64 // a copy of the cache's
+	reserve int              // octets of comment lines to add (SaveReserving)
 }
 
 // Snapshot captures the cache as it is now, and marks it clean: a caller
-// whose Write of the snapshot fails must call MarkDirty. It writes a line
-// per UID, in the order the UIDs were first recorded; lines recorded in
-// the same second share the formatting of their time.
+// whose Write of the snapshot fails must call MarkDirty. It copies the
+// entries' 16-byte records and shares the UIDs (the cache only ever adds
+// to them): Write formats the lines.
 func (c *Cache) Snapshot() *Snapshot {
 	if c.removed > len(c.items)/2 {
 		c.compactItems()
 		c.grow()
 	}
-	b := make([]byte, 0, 256+(len(c.text)+36*len(c.items))*9/8)
-	b = fmt.Appendf(b, "# popfetch UID cache v1: %s\n", encodeUID(c.key))
-	b = append(b, "# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped, "+
-		"Bn broke n sessions, Q quarantined\tsize as listed\n"...)
-	var when []byte
-	var seen uint32
-	for i := range c.items {
-		it := &c.items[i]
-		if it.state == 0 {
-			continue
+	items := make([]item, 0, len(c.items)-c.removed)
+	for _, it := range c.items {
+		if it.state != 0 {
+			items = append(items, it)
 		}
+	}
+	c.dirty = false
+	return &Snapshot{fs: c.fs, path: c.path, key: c.key, items: items, text: c.text, big: maps.Clone(c.big)}
+}
+
+// writeTo writes the file's lines: a line per UID, in the order the UIDs
+// were first recorded; lines recorded in the same second share the
+// formatting of their time.
+func (s *Snapshot) writeTo(w *bufio.Writer) error {
+	fmt.Fprintf(w, "# popfetch UID cache v1: %s\n", encodeUID(s.key))
+	w.WriteString("# UID\tfirst seen (UTC)\tstate: R retrieved, D deleted (awaiting QUIT), S skipped, " +
+		"Bn broke n sessions, Q quarantined\tsize as listed\n")
+	var b, when []byte
+	var seen uint32
+	for i := range s.items {
+		it := &s.items[i]
 		if it.seen != seen || when == nil {
 			seen = it.seen
 			when = time.Unix(int64(seen), 0).UTC().AppendFormat(when[:0], time.RFC3339)
 		}
-		b = appendEncoded(b, c.uidAt(i))
+		uid := s.text[it.off : it.off+uint32(it.n)]
+		b = appendEncoded(b[:0], uid)
 		b = append(b, '\t')
 		b = append(b, when...)
 		b = append(b, '\t', byte(it.state))
@@ -719,14 +731,19 @@ func (c *Cache) Snapshot() *Snapshot {
 			b = append(b, '\t')
 			size := int64(it.size)
 			if it.size == bigSize {
-				size = c.big[c.uidAt(i)]
+				size = s.big[uid]
 			}
 			b = strconv.AppendInt(b, size, 10)
 		}
 		b = append(b, '\n')
+		w.Write(b)
 	}
-	c.dirty = false
-	return &Snapshot{fs: c.fs, path: c.path, data: b}
+	// comment lines of 64 bytes, well within what Open reads as a line
+	line := "# room for the entries of a run " + strings.Repeat(".", 31) + "\n"
+	for pad := s.reserve; pad > 0; pad -= len(line) {
+		w.WriteString(line)
+	}
+	return w.Flush()
 }
 
 // MarkDirty marks the cache as changed since it was last saved.
@@ -748,7 +765,7 @@ func (s *Snapshot) Write() error {
 		s.fs.Remove(tmp)
 		return fmt.Errorf("uidcache: writing %s: %w", s.path, err)
 	}
-	if _, err := f.Write(s.data); err != nil {
+	if err := s.writeTo(bufio.NewWriterSize(f, 64<<10)); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
