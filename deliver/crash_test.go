@@ -245,3 +245,103 @@ var fromLine = regexp.MustCompile(`(?m)^From (\S+) [^\n]*$`)
 
 // normFrom gives every From_ line the same date.
 func normFrom(b []byte) []byte { return fromLine.ReplaceAll(b, []byte("From $1 DATE")) }
+
+// TestMboxJournalCrashAtEveryOp: the journaled append (MboxOptions.Journal)
+// cut at every call, by kill -9 and by power cuts, then recovered as the
+// next run does: the mbox holds the messages it held, then whole messages
+// of the batches in order and nothing else (never a cut-off one), every
+// committed message among them, and RecoverMbox names exactly the
+// messages of the interrupted append that are whole.
+func TestMboxJournalCrashAtEveryOp(t *testing.T) {
+	const mbox = "/home/u/mbox"
+	opts := func(d *simfs.FS) MboxOptions {
+		return MboxOptions{FS: d.NewProcess(), LockTimeout: 50 * time.Millisecond,
+			StaleLockAge: time.Nanosecond, Journal: "/home/u/state/u.mbox"}
+	}
+	deliver := func(m *Mbox) int {
+		for i, batch := range crashMessages {
+			for j, msg := range batch {
+				if err := m.Deliver(Envelope{Sender: "s@example.org", ID: fmt.Sprint(i, "-", j)}, strings.NewReader(msg)); err != nil {
+					return i
+				}
+			}
+			if err := m.Commit(); err != nil {
+				return i
+			}
+		}
+		return len(crashMessages)
+	}
+	prep := func(d *simfs.FS) {
+		if err := d.MkdirAll("/home/u/state", 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := newCrashDisk(t)
+	prep(ref)
+	m, err := OpenMbox(mbox, opts(ref))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := deliver(m); n != len(crashMessages) {
+		t.Fatal("reference run failed")
+	}
+	full, _ := ref.ReadFile(mbox)
+	full = normFrom(full)
+	// the mbox after each message: its prefixes that end a message
+	var ends []int
+	for i := range full {
+		if i > 0 && bytes.HasPrefix(full[i:], []byte("From s@example.org DATE")) && full[i-1] == '\n' {
+			ends = append(ends, i)
+		}
+	}
+	ends = append(ends, len(full))
+	ops := ref.Ops()
+	t.Logf("%d calls, each cut by kill -9 and by power cuts of 24 seeds", ops)
+	for _, c := range crashPoints(ops, 24) {
+		d := newCrashDisk(t)
+		prep(d)
+		c.arm(d)
+		committed := 0
+		if m, err := OpenMbox(mbox, opts(d)); err == nil {
+			committed = deliver(m)
+		}
+		d.OnOp(nil)
+		rec, err := RecoverMbox(mbox, opts(d))
+		if err != nil {
+			t.Fatalf("%+v: recovering: %v", c, err)
+		}
+		got, _ := d.ReadFile(mbox)
+		got = normFrom(got)
+		whole := 0 // messages in the mbox
+		for i, e := range ends {
+			if len(got) == e {
+				whole = i + 1
+			}
+		}
+		if len(got) > 0 && whole == 0 || !bytes.HasPrefix(full, got) {
+			t.Fatalf("%+v: after the recovery the mbox is not whole messages of the run:\n%.300q", c, got)
+		}
+		mustHave := 0
+		for _, b := range crashMessages[:committed] {
+			mustHave += len(b)
+		}
+		if whole < mustHave {
+			t.Fatalf("%+v: %d batches committed (%d messages), the mbox holds %d", c, committed, mustHave, whole)
+		}
+		// what the recovery names is whole in the mbox
+		for _, id := range rec.Whole {
+			var i, j int
+			fmt.Sscanf(id, "%d-%d", &i, &j)
+			n := j + 1
+			for _, b := range crashMessages[:i] {
+				n += len(b)
+			}
+			if n > whole {
+				t.Fatalf("%+v: the recovery names %s whole, the mbox holds %d messages", c, id, whole)
+			}
+		}
+		if rec.Foreign {
+			t.Fatalf("%+v: the recovery saw another program's writing: %+v", c, rec)
+		}
+	}
+}

@@ -226,7 +226,10 @@ func RecoverMbox(path string, opts MboxOptions) (MboxRecovery, error) {
 		return rec, nil
 	}
 	if _, err := fsys.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-		rec.Foreign = true // removed since: nothing to recover
+		// Nothing to recover. An mbox the append created is lost with
+		// it in a power cut before its name was made durable; one that
+		// held mail was removed since.
+		rec.Foreign = j.Start > 0
 		return rec, appendDurably(fsys, journalPath, doneLine)
 	}
 	mb, err := OpenMbox(path, opts)
@@ -247,6 +250,13 @@ func RecoverMbox(path string, opts MboxOptions) (MboxRecovery, error) {
 		return rec, nil
 	}
 	spool, err := fsys.OpenFile(opts.Journal+spoolSuffix, os.O_RDONLY|vfs.O_NOFOLLOW, 0)
+	if errors.Is(err, fs.ErrNotExist) {
+		// The append begins only once the journal and the spool are
+		// durable, names too (writeDurably syncs their directory): a
+		// power cut before that can keep the journal's name and lose
+		// the spool's. The append had not begun.
+		return rec, appendDurably(fsys, journalPath, doneLine)
+	}
 	if err != nil {
 		return rec, &Error{Target: "mbox", Op: "recovering " + path + " from its spool", Err: errnoOf(err)}
 	}
