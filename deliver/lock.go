@@ -70,6 +70,12 @@ func tryDotlock(fsys vfs.FS, path string, staleAge, refresh time.Duration) (*dot
 	}
 	defer fsys.Remove(tmp)
 	_, werr := io.WriteString(f, content)
+	if werr == nil {
+		// Durable before it is linked: a lock that a power cut leaves
+		// behind then always says whose it was, and the next run removes
+		// it as its holder's, instead of waiting for it to be stale.
+		werr = f.Sync()
+	}
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
@@ -111,6 +117,9 @@ func tryDotlockExcl(fsys vfs.FS, path, content string, refresh time.Duration) (*
 		return nil, err
 	}
 	_, err = io.WriteString(f, content)
+	if err == nil {
+		err = f.Sync() // see tryDotlock
+	}
 	var st vfs.Info
 	if err == nil {
 		st, err = f.Stat()
@@ -161,6 +170,26 @@ func holderDead(fsys vfs.FS, path string) bool {
 		return false
 	}
 	return !fsys.ProcessAlive(pid)
+}
+
+// removeStaleLinkFiles removes, from the directory dir, the files a
+// popfetch of this host killed while it took a dotlock left behind: the
+// unique files (".lk" and a token) it links to the lock's name, which say
+// whose they are as the lock does. Other programs' files are never
+// touched. It is housekeeping: a failure changes nothing else.
+func removeStaleLinkFiles(fsys vfs.FS, dir string) {
+	names, err := fsys.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, name := range names {
+		if len(name) != len(".lk")+16 || !strings.HasPrefix(name, ".lk") {
+			continue
+		}
+		if p := filepath.Join(dir, name); holderDead(fsys, p) {
+			fsys.Remove(p)
+		}
+	}
 }
 
 // lockHost names this host in our dotlocks; "" if it has no name.

@@ -57,3 +57,38 @@ func TestDotlockOfDeadHolder(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenMboxRemovesStaleLinkFiles: the unique files a killed popfetch
+// left beside the mbox while it took the dotlock go when the mbox is next
+// opened; those of a live process, of another host, and other programs'
+// files stay.
+func TestOpenMboxRemovesStaleLinkFiles(t *testing.T) {
+	dir := t.TempDir()
+	dead := deadPID(t)
+	files := map[string]struct {
+		content string
+		stays   bool
+	}{
+		".lk0123456789abcdef": {fmt.Sprintf("%d 0123456789abcdef %s\n", dead, lockHost()), false},
+		".lk1111111111111111": {fmt.Sprintf("%d 1111111111111111 %s\n", os.Getpid(), lockHost()), true},
+		".lk2222222222222222": {fmt.Sprintf("%d 2222222222222222 elsewhere.example\n", dead), true},
+		".lkfoo":              {fmt.Sprintf("%d foo %s\n", dead, lockHost()), true},
+		"notes.txt":           {fmt.Sprintf("%d 0123456789abcdef %s\n", dead, lockHost()), true},
+	}
+	for name, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(f.content), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := OpenMbox(filepath.Join(dir, "mbox"), MboxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	for name, f := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if f.stays != (err == nil) {
+			t.Errorf("%s: stays %v, stat %v", name, f.stays, err)
+		}
+	}
+}

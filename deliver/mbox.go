@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -110,6 +111,7 @@ func OpenMbox(path string, opts MboxOptions) (*Mbox, error) {
 		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errnoOf(err)}
 	}
 	f.Close()
+	removeStaleLinkFiles(fsys, filepath.Dir(path))
 	m := &Mbox{fs: fsys, path: path, lockPath: path + ".lock", opts: opts, buf: make([]byte, 64<<10), syncDir: created}
 	m.w = bufio.NewWriterSize(&m.cw, 64<<10)
 	return m, nil

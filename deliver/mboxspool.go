@@ -194,7 +194,8 @@ type MboxRecovery struct {
 // cut-off tail of popfetch's append is truncated away, and the messages
 // that made it whole are reported. It does nothing, and returns a zero
 // MboxRecovery, when there is no journal. The journal stays until the
-// next batch, or ForgetMboxJournal: the caller records Whole first.
+// next batch, or ForgetMboxJournal: the caller records Whole first. A
+// recovery repeated before that finds the same.
 func RecoverMbox(path string, opts MboxOptions) (MboxRecovery, error) {
 	var rec MboxRecovery
 	if opts.Journal == "" {
@@ -230,7 +231,7 @@ func RecoverMbox(path string, opts MboxOptions) (MboxRecovery, error) {
 		// it in a power cut before its name was made durable; one that
 		// held mail was removed since.
 		rec.Foreign = j.Start > 0
-		return rec, appendDurably(fsys, journalPath, doneLine)
+		return rec, nil
 	}
 	mb, err := OpenMbox(path, opts)
 	if err != nil {
@@ -255,7 +256,7 @@ func RecoverMbox(path string, opts MboxOptions) (MboxRecovery, error) {
 		// durable, names too (writeDurably syncs their directory): a
 		// power cut before that can keep the journal's name and lose
 		// the spool's. The append had not begun.
-		return rec, appendDurably(fsys, journalPath, doneLine)
+		return rec, nil
 	}
 	if err != nil {
 		return rec, &Error{Target: "mbox", Op: "recovering " + path + " from its spool", Err: errnoOf(err)}
@@ -275,26 +276,37 @@ func RecoverMbox(path string, opts MboxOptions) (MboxRecovery, error) {
 		}
 		rec.Truncated = st.Size - r.TruncateTo
 	}
-	// the recovery is done: mark it, so that the next run does not
-	// compare again (a mark lost compares again, to the same result)
-	if err := appendDurably(fsys, journalPath, doneLine); err != nil {
-		return rec, &Error{Target: "mbox", Op: "marking the journal " + journalPath, Err: err}
-	}
 	return rec, nil
 }
 
 // ForgetMboxJournal removes the journal and the spool of an mbox, once
-// what RecoverMbox found is recorded, and once the appends of a run are.
-// A journal that is not done (an append that failed part way, whose
-// whole messages the next RecoverMbox is to find) stays.
+// what RecoverMbox found is recorded. Until then a recovery may be done
+// again, to the same result: its truncation is durable, and a journal
+// says "done" only of an append that ended whole.
 func ForgetMboxJournal(opts MboxOptions) error {
 	if opts.Journal == "" {
 		return nil
 	}
 	fsys := vfs.OrOS(opts.FS)
-	data, err := readSmall(fsys, opts.Journal+journalSuffix)
+	err := removeIfExists(fsys, opts.Journal+journalSuffix)
+	if serr := removeIfExists(fsys, opts.Journal+spoolSuffix); err == nil {
+		err = serr
+	}
+	return err
+}
+
+// TidyMboxJournal removes the journal and the spool of an mbox whose last
+// append ended whole, once it is recorded. A journal that is not done (an
+// append that failed part way, whose whole messages the next RecoverMbox
+// is to find) stays.
+func TidyMboxJournal(opts MboxOptions) error {
+	if opts.Journal == "" {
+		return nil
+	}
+	data, err := readSmall(vfs.OrOS(opts.FS), opts.Journal+journalSuffix)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
+		return nil
 	case err != nil:
 		return err
 	case !bytes.HasSuffix(data, []byte(doneLine)):
@@ -302,11 +314,7 @@ func ForgetMboxJournal(opts MboxOptions) error {
 			return nil // for the next recovery
 		}
 	}
-	err = removeIfExists(fsys, opts.Journal+journalSuffix)
-	if serr := removeIfExists(fsys, opts.Journal+spoolSuffix); err == nil {
-		err = serr
-	}
-	return err
+	return ForgetMboxJournal(opts)
 }
 
 // writeDurably replaces the contents of the file path with data,

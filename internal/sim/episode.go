@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/popfetch/popfetch/pop3/pop3test"
@@ -102,11 +103,64 @@ type RunFaults struct {
 	// with chance MDAFailRate; 0: never fails.
 	MDAFail     int
 	MDAFailRate float64
+	// Disk is a fault of the client's disk during the fetch; nil: none.
+	Disk *DiskFault
+}
+
+// DiskFault is a fault of the simulated disk (internal/simfs) at the
+// AtOp-th file system call the client makes in a fetch (from 1; a fetch
+// that makes fewer calls has none).
+type DiskFault struct {
+	AtOp int64
+	// Crash kills the client there: kill -9 (all it wrote survives), or
+	// with Power a power cut (what it made durable, and what the seed
+	// draws of the rest).
+	Crash, Power bool
+	// Errno fails the call (and, for ENOSPC, every call that writes from
+	// then on in the fetch: the disk is full).
+	Errno syscall.Errno
+}
+
+// String describes the fault.
+func (f DiskFault) String() string {
+	switch {
+	case f.Crash && f.Power:
+		return fmt.Sprintf("power cut at disk call %d", f.AtOp)
+	case f.Crash:
+		return fmt.Sprintf("kill -9 at disk call %d", f.AtOp)
+	case f.Errno == syscall.ENOSPC:
+		return fmt.Sprintf("disk full from call %d", f.AtOp)
+	}
+	return fmt.Sprintf("%s at disk call %d", errnoName(f.Errno), f.AtOp)
+}
+
+// kind names the fault without its place, for the fault points.
+func (f DiskFault) kind() string {
+	switch {
+	case f.Crash && f.Power:
+		return "power cut"
+	case f.Crash:
+		return "kill -9"
+	}
+	return errnoName(f.Errno)
+}
+
+func errnoName(e syscall.Errno) string {
+	switch e {
+	case syscall.EIO:
+		return "EIO"
+	case syscall.EROFS:
+		return "EROFS"
+	case syscall.ENOSPC:
+		return "ENOSPC"
+	}
+	return e.Error()
 }
 
 // Swarm are the fault probabilities drawn for an episode.
 type Swarm struct {
 	Fault, Net, Stall, Quit, Login, Refuse, Stop, Arrive, MDA float64
+	Disk                                                    float64
 }
 
 // Episode is one world and its fault plan, all drawn from Seed.
@@ -206,7 +260,33 @@ func Generate(seed uint64) Episode {
 	for i := 0; i < runs; i++ {
 		ep.Runs = append(ep.Runs, drawRun(r, sw, ep, estimate))
 	}
+	drawDisk(newRand(seed, "disk"), &ep)
 	return ep
+}
+
+// drawDisk draws the disk faults of the faulty runs, from a stream of
+// its own, so that the rest of an episode is what it was before disks
+// could fail (the regression seeds name episodes).
+func drawDisk(r *rand.Rand, ep *Episode) {
+	p := pick(r, 0.0, 0.0, 0.3, 0.6, 1.0)
+	ep.Swarm.Disk = p
+	// a fetch makes some tens of calls, and a few per message
+	calls := 40 + 12*int64(ep.Messages)
+	for i := range ep.Runs {
+		if r.Float64() >= p {
+			continue
+		}
+		f := &DiskFault{AtOp: 1 + r.Int64N(calls)}
+		switch r.IntN(6) {
+		case 0, 1:
+			f.Crash = true
+		case 2, 3:
+			f.Crash, f.Power = true, true
+		default:
+			f.Errno = pick(r, syscall.ENOSPC, syscall.ENOSPC, syscall.EIO, syscall.EROFS)
+		}
+		ep.Runs[i].Disk = f
+	}
 }
 
 // drawRun draws the faults of one faulty run.
@@ -369,6 +449,9 @@ func (f RunFaults) String() string {
 	}
 	if f.MDAFail != 0 {
 		parts = append(parts, fmt.Sprintf("MDA exits %d for %.0f%%", f.MDAFail, 100*f.MDAFailRate))
+	}
+	if f.Disk != nil {
+		parts = append(parts, f.Disk.String())
 	}
 	if len(parts) == 0 {
 		return "no fault"

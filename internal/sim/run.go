@@ -73,9 +73,13 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) 
 					Detail: fmt.Sprintf("%d messages left the server in a check, the first %s", len(r)-removed, r[removed].Reason)})
 			}
 		}
-		out := retryBusy(ctx, opts, func(ctx context.Context) Outcome { return f.Fetch(ctx, spec) })
+		fctx, cancel := context.WithCancel(ctx)
+		w.armDisk(cancel)
+		out := retryBusy(fctx, opts, func(ctx context.Context) Outcome { return f.Fetch(ctx, spec) })
+		struck := w.disarmDisk()
+		cancel()
 		acceptAll = out.Mismatch
-		rep.Runs = append(rep.Runs, RunRecord{Clean: clean, Err: out.Err, Warnings: out.Warnings})
+		rep.Runs = append(rep.Runs, RunRecord{Clean: clean, Err: out.Err, Warnings: out.Warnings, Disk: struck})
 		if !w.waitIdle() {
 			rep.Violations = append(rep.Violations, Violation{Kind: Leak, Run: n,
 				Detail: "the client's connection was still open 10 s after the run"})
@@ -309,7 +313,9 @@ func (w *world) check(rep *Report, settled bool) []Violation {
 // refused DELE (one per faulty run, or failed clean one), and a changed
 // UID scheme makes every message new.
 func (w *world) duplicatesAllowed(rep *Report) int {
-	n := w.renames
+	// CONTRACT §5: a crash, or a disk that fails, costs at most the
+	// messages of one uncommitted batch, each once more
+	n := w.renames + w.crashes
 	if w.ep.Policy.NoUIDL {
 		for _, r := range rep.Runs {
 			if !r.Clean || r.Err != nil {
@@ -348,7 +354,9 @@ func (w *world) leftovers() []Violation {
 // a settled clean run: it may remember only UIDs the server lists, and
 // in keep mode it must remember every message it delivered.
 func (w *world) checkMemory(r Remembering) []Violation {
-	got, err := r.Remembered(w.spec)
+	spec := w.spec
+	spec.FS = w.fsys.NewProcess()
+	got, err := r.Remembered(spec)
 	if err != nil {
 		return []Violation{{Kind: Remembered, Detail: err.Error()}}
 	}

@@ -10,10 +10,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"sync"
 	"time"
 
 	"github.com/popfetch/popfetch/internal/mailgen"
+	"github.com/popfetch/popfetch/internal/simfs"
+	"github.com/popfetch/popfetch/internal/vfs"
 	"github.com/popfetch/popfetch/pop3/pop3test"
 )
 
@@ -59,6 +62,10 @@ type Spec struct {
 	// AcceptAllAsNew is set after a run that stopped at the cache
 	// tripwire, as a user would.
 	AcceptAllAsNew bool
+	// FS is the client's file system: a process on the simulated disk,
+	// for the state directory and a Maildir or mbox (an MDA's mail is on
+	// the real disk). Each run is a new process.
+	FS vfs.FS
 }
 
 // Outcome is how a run of the client ended.
@@ -130,6 +137,7 @@ type RunRecord struct {
 	Check    bool // a check (see Checker), not a fetch
 	Err      error
 	Warnings []string
+	Disk     bool // the run's disk fault struck
 }
 
 // Report is the outcome of an episode.
@@ -162,6 +170,9 @@ func (r *Report) String() string {
 		case run.Clean:
 			kind = "clean"
 		}
+		if run.Disk {
+			kind += ", disk fault struck"
+		}
 		fmt.Fprintf(&b, "\n  run %d (%s): ", i+1, kind)
 		if run.Err != nil {
 			b.WriteString(run.Err.Error())
@@ -187,7 +198,8 @@ type world struct {
 	mb   *pop3test.Mailbox
 	spec Spec
 
-	disk   Disk              // where the client's files are
+	disk   Disk              // where the client's messages are
+	fsys   *simfs.FS         // the simulated disk: state, Maildir, mbox
 	store  string            // where the target keeps messages
 	msgs   [][]byte          // every message, sent or to arrive, by index
 	sent   int               // how many have been added to the server
@@ -208,13 +220,22 @@ type world struct {
 	points   map[string]bool
 	faultyAt int // the session the run's session faults were set up for
 	clockNow time.Time
+	crashes  int                // disk faults that struck: crashes, full disks, errors
+	struck   bool               // the current fetch's disk fault struck
+	cancel   context.CancelFunc // ends the current fetch (a crash)
 }
 
 const password = "sim-secret"
 
 func newWorld(ep Episode, dir string) (*world, error) {
 	w := &world{ep: ep, dir: dir, disk: OSDisk{}, byID: map[string][]byte{}, points: map[string]bool{},
-		clockNow: time.Date(2025, 1, 6, 8, 0, 0, 0, time.UTC)}
+		clockNow: time.Date(2025, 1, 6, 8, 0, 0, 0, time.UTC), fsys: simfs.New(simfs.Options{})}
+	if err := w.fsys.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	if ep.Config.Target != MDA {
+		w.disk = w.fsys
+	}
 	total := ep.Messages
 	for _, r := range ep.Runs {
 		total += r.Arrivals
@@ -361,7 +382,65 @@ func (w *world) beginRun(n int, f RunFaults, clean bool) (Spec, error) {
 	w.stop, w.stopped = make(chan struct{}), false
 	spec := w.spec
 	spec.Stop = w.stop
+	spec.FS = w.fsys.NewProcess()
 	return spec, nil
+}
+
+// armDisk sets the disk fault of the run's fetch, if any: at the AtOp-th
+// call from now on. cancel ends the fetch.
+func (w *world) armDisk(cancel context.CancelFunc) {
+	w.mu.Lock()
+	f := w.faults.Disk
+	w.struck, w.cancel = false, cancel
+	w.mu.Unlock()
+	if f == nil || w.clean {
+		return
+	}
+	at := w.fsys.Ops() + f.AtOp
+	w.fsys.OnOp(func(op simfs.Op) error {
+		if op.N < at {
+			return nil
+		}
+		w.mu.Lock()
+		first := !w.struck
+		if first {
+			w.struck = true
+			w.crashes++
+			w.points["disk: "+f.kind()+" at "+op.Kind.String()] = true
+		}
+		w.mu.Unlock()
+		switch {
+		case f.Crash && first:
+			// the process dies here: its connections go with it, and
+			// the server commits nothing of them (no QUIT)
+			w.srv.DropSessions()
+			cancel()
+			if f.Power {
+				w.fsys.CrashPower(newRand(w.ep.Seed, fmt.Sprint("power", w.run)))
+			} else {
+				w.fsys.CrashProcess()
+			}
+			return simfs.ErrDead
+		case f.Errno == syscall.ENOSPC:
+			if first {
+				w.fsys.SetSpace(w.fsys.Used())
+			}
+			return nil // the calls that write fail
+		case first:
+			return f.Errno
+		}
+		return nil
+	})
+}
+
+// disarmDisk ends the fetch's disk fault; it reports whether it struck.
+func (w *world) disarmDisk() bool {
+	w.fsys.OnOp(nil)
+	w.fsys.SetSpace(-1)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.cancel = nil
+	return w.struck
 }
 
 // faulty reports whether the current session is the one the run's

@@ -52,7 +52,7 @@ func (r *run) fetchSession(s *session, p plan) error {
 	err = r.endSession(s, l, fetchErr, flushErr)
 	if kind == &mboxKind && !r.cache.Dirty() {
 		// every append is recorded: its journal is needed no more
-		if ferr := deliver.ForgetMboxJournal(targetEnv{acct: r.acct, fs: r.opts.FS}.mboxOptions()); ferr != nil {
+		if ferr := deliver.TidyMboxJournal(targetEnv{acct: r.acct, fs: r.opts.FS}.mboxOptions()); ferr != nil {
 			err = errors.Join(err, &StateError{ferr})
 		}
 	}

@@ -73,6 +73,7 @@ func (f Fetcher) Fetch(ctx context.Context, spec sim.Spec) sim.Outcome {
 		Stop:           spec.Stop,
 		Now:            spec.Now,
 		Version:        "sim",
+		FS:             spec.FS,
 	})
 	var mismatch *engine.CacheMismatchError
 	return sim.Outcome{Err: err, Mismatch: errors.As(err, &mismatch), Busy: errors.Is(err, engine.ErrLocked),
@@ -90,6 +91,7 @@ func (f Fetcher) Check(ctx context.Context, spec sim.Spec) sim.Outcome {
 		Trace:          f.Log != nil,
 		AcceptAllAsNew: spec.AcceptAllAsNew,
 		Now:            spec.Now,
+		FS:             spec.FS,
 	}, func(_ engine.NewMessage, header io.Reader) error {
 		if header != nil {
 			_, err := io.Copy(io.Discard, header)
@@ -164,7 +166,7 @@ func (w *warnings) WithGroup(name string) slog.Handler {
 // same entries).
 func (Fetcher) Remembered(spec sim.Spec) (map[string]bool, error) {
 	key := Account(spec).Key()
-	c, err := uidcache.Open(spec.StateDir, key)
+	c, err := uidcache.Open(spec.StateDir, key, uidcache.Options{FS: spec.FS})
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +176,7 @@ func (Fetcher) Remembered(spec sim.Spec) (map[string]bool, error) {
 	if err := c.Save(); err != nil {
 		return nil, err
 	}
-	if c, err = uidcache.Open(spec.StateDir, key); err != nil {
+	if c, err = uidcache.Open(spec.StateDir, key, uidcache.Options{FS: spec.FS}); err != nil {
 		return nil, err
 	}
 	out := map[string]bool{}
