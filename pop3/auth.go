@@ -138,8 +138,11 @@ func (c *Client) Auth(mech sasl.Client) error {
 
 // AuthPipelined sends AUTH with the mechanism's initial response as a
 // command like any other (RFC 5034 §4): it returns at once, and when the
-// server pipelines, the commands issued after it go out with it, so a
-// login and what follows it cost one round trip. It takes the mechanisms
+// server pipelines, it goes out with the commands issued before it (a
+// CAPA, UTF8), so they cost one round trip together. Wait for its answer
+// before issuing the session's commands: some servers (Courier) hand the
+// connection to another process once logged in and drop what they had
+// read past the login. It takes the mechanisms
 // that finish in the one exchange, whatever the outcome: PLAIN (RFC 4616)
 // and EXTERNAL (RFC 4422 Appendix A). It refuses others (LOGIN,
 // CRAM-MD5, the OAuth ones answer with challenges: use Auth), and a

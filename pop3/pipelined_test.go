@@ -9,8 +9,8 @@ import (
 	"github.com/popfetch/popfetch/pop3"
 )
 
-// TestAuthPipelined: AUTH PLAIN goes out as a command, the commands issued
-// after it with it, and a refusal is an *Error for AUTH that leaves the
+// TestAuthPipelined: AUTH PLAIN goes out as a command, with those issued
+// before and after it, and a refusal is an *Error for AUTH that leaves the
 // session usable.
 func TestAuthPipelined(t *testing.T) {
 	s, _ := startServer(t, "", "one\n", "two\n")
@@ -28,12 +28,15 @@ func TestAuthPipelined(t *testing.T) {
 	if _, err := refused.Wait(); !errors.As(err, &e) || e.Command != "UIDL" {
 		t.Fatalf("UIDL before login: %v", err)
 	}
+	capa := c.Capa()
 	auth := c.AuthPipelined(sasl.NewPlainClient("", "alice", "secret"))
-	uidl := c.UIDL()
+	if _, err := capa.Wait(); err != nil {
+		t.Fatal(err)
+	}
 	if err := auth.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if uids, err := uidl.Wait(); err != nil || len(uids) != 2 {
+	if uids, err := c.UIDL().Wait(); err != nil || len(uids) != 2 {
 		t.Fatalf("UIDL after the login: %v %v", uids, err)
 	}
 	if err := c.Quit(); err != nil {

@@ -264,7 +264,10 @@ func (c *Cache) reserve(br *bufio.Reader, size int64) {
 		}
 		octets += max(bytes.IndexByte(line, '\t'), 0)
 	}
-	scale := func(n int) int { return int(size*int64(n)/int64(max(len(head), 1))) + n/16 + 16 }
+	scale := func(n int) int {
+		est := int(size * int64(n) / int64(max(len(head), 1)))
+		return est + est/32 + 16
+	}
 	c.uids.Grow(scale(octets))
 	c.items = make([]item, 0, scale(lines))
 }

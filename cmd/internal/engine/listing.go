@@ -160,7 +160,8 @@ func (r *run) openSession(ctx context.Context) (*session, error) {
 
 // login logs in on c and lists the messages. When the server's
 // capabilities are remembered from an earlier session (capsmem.go), the
-// first CAPA goes out with the login instead of before it.
+// first CAPA goes out with the login instead of before it, which saves a
+// round trip.
 func (r *run) login(ctx context.Context, c *pop3.Client) (*listing, error) {
 	a := r.acct
 	var remembered pop3.Caps
@@ -187,22 +188,6 @@ func (r *run) login(ctx context.Context, c *pop3.Client) (*listing, error) {
 		if err != nil {
 			return nil, err
 		}
-		uids := newUIDList(r.cache, expect)
-		// RFC 2449 §4: capabilities may change after login (Gmail lists
-		// PIPELINING only then). Lock-step, CAPA goes first, so that
-		// UIDL and LIST go out together once it says PIPELINING. Sent
-		// with the login, it goes last: a server that answered the login
-		// twice would have its extra answer taken for UIDL's, whose lines
-		// then do not parse, where CAPA would take any line (a desync
-		// must show).
-		var capa *pop3.CapaCommand
-		if !c.Pipelining() {
-			capa = c.Capa()
-		}
-		uidl, list := c.UIDLFunc(uids.add), c.List().Grow(expect, 0)
-		if capa == nil {
-			capa = c.Capa()
-		}
 		if ask != nil {
 			var err error
 			if before, err = ask.Wait(); err != nil && !isRefusal(err) {
@@ -210,25 +195,30 @@ func (r *run) login(ctx context.Context, c *pop3.Client) (*listing, error) {
 			}
 			ask = nil
 		}
+		// Nothing goes out behind the login before its answer: Courier's
+		// login process drops what it read past PASS when it hands the
+		// connection to the session's process, so a UIDL sent with the
+		// login would never be answered (RFC 2449 §6.6 allows pipelining,
+		// not across that hand-over).
 		if err := waitLogin(); err != nil {
-			// What went with the login is answered (refused) first.
-			if _, cerr := capa.Wait(); cerr != nil && !isRefusal(cerr) {
-				return nil, cerr
-			}
 			if retry := r.loginChanged(c, err, method, remembered); !retry {
 				return nil, err
 			}
 			remembered = nil
 			continue
 		}
-		l, err := r.list(uids, uidl, list)
-		if err != nil {
-			return nil, err
-		}
+		uids := newUIDList(r.cache, expect)
+		// RFC 2449 §4: capabilities may change after login (Gmail lists
+		// PIPELINING only then).
+		capa, uidl, list := c.Capa(), c.UIDLFunc(uids.add), c.List().Grow(expect, 0)
 		if _, err := capa.Wait(); err != nil && !isRefusal(err) {
 			return nil, err
 		}
 		r.checkCaps(c.Caps())
+		l, err := r.list(uids, uidl, list)
+		if err != nil {
+			return nil, err
+		}
 		r.rememberCaps(c, before, remembered)
 		return l, nil
 	}

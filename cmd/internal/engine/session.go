@@ -190,8 +190,8 @@ func isRefusal(err error) bool {
 // best that the server offers and the credentials allow. When the server
 // pipelines and the method takes one exchange (USER/PASS, APOP, PLAIN),
 // it only issues the login's commands and returns: wait returns their
-// outcome, and commands issued meanwhile go out with them (RFC 2449
-// §6.6), so the login and what follows it cost one round trip. Other
+// outcome, so that commands issued before them (the first CAPA, from
+// remembered capabilities) are read in their turn (RFC 2449 §6.6). Other
 // methods are done before it returns. It returns the method chosen.
 func startLogin(ctx context.Context, c *pop3.Client, a *config.Account, creds Credentials) (config.AuthMethod, func() error, error) {
 	method, err := chooseAuth(c, a)

@@ -65,9 +65,8 @@ func TestCapaAgainAfterSTLSAndLogin(t *testing.T) {
 		mode config.TLSMode
 		want []string
 	}{
-		// pipelined with the login, CAPA comes after UIDL and LIST (see run.login)
-		{config.TLSStartTLS, []string{"CAPA", "STLS", "CAPA", "AUTH", "UIDL", "LIST", "CAPA", "RETR", "DELE", "QUIT"}},
-		{config.TLSImplicit, []string{"CAPA", "AUTH", "UIDL", "LIST", "CAPA", "RETR", "DELE", "QUIT"}},
+		{config.TLSStartTLS, []string{"CAPA", "STLS", "CAPA", "AUTH", "CAPA", "UIDL", "LIST", "RETR", "DELE", "QUIT"}},
+		{config.TLSImplicit, []string{"CAPA", "AUTH", "CAPA", "UIDL", "LIST", "RETR", "DELE", "QUIT"}},
 	} {
 		t.Run(string(tc.mode), func(t *testing.T) {
 			srv, a := sessionFixture(t, tc.mode, nil)
