@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/popfetch/popfetch/internal/vfs"
 )
 
 // journaledMbox delivers msgs to a journaled mbox that holds before, and
@@ -112,9 +114,11 @@ func TestMboxRecoverCut(t *testing.T) {
 			// the journal as it was before the append: not done, of this file
 			jj := *j
 			jj.Mbox = path
-			fi, _ := os.Stat(path)
-			st := statID(t, fi)
-			jj.Dev, jj.Ino = st[0], st[1]
+			st, err := vfs.OS.Stat(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			jj.Dev, jj.Ino = st.ID.Dev, st.ID.Ino
 			o := MboxOptions{Journal: filepath.Join(dir, "alice.mbox")}
 			os.WriteFile(o.Journal+journalSuffix, jj.marshal(), 0o600)
 			spool, _ := os.ReadFile(opts.Journal + spoolSuffix)
