@@ -343,5 +343,21 @@ func TestMboxJournalCrashAtEveryOp(t *testing.T) {
 		if rec.Foreign {
 			t.Fatalf("%+v: the recovery saw another program's writing: %+v", c, rec)
 		}
+		// What the recovery names whole is recorded, and deleted from
+		// the server, next: it must survive a power cut now.
+		d.CrashPower(crashRNG(c.seed + 99))
+		after, _ := d.ReadFile(mbox)
+		after = normFrom(after)
+		for _, id := range rec.Whole {
+			var i, j int
+			fmt.Sscanf(id, "%d-%d", &i, &j)
+			n := j + 1
+			for _, b := range crashMessages[:i] {
+				n += len(b)
+			}
+			if n > len(ends) || len(after) < ends[n-1] {
+				t.Fatalf("%+v: %s, named whole by the recovery, is gone after a power cut", c, id)
+			}
+		}
 	}
 }

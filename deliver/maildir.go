@@ -74,13 +74,15 @@ func OpenMaildir(dir string, opts MaildirOptions) (*Maildir, error) {
 			return nil, &Error{Target: "maildir", Op: "creating the Maildir", Err: err}
 		}
 	}
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
+	// The Maildir's own names, durable whoever made them: a run that
+	// created the directories and failed to sync them left them so, and
+	// a power cut would take new/ with what later runs delivered into it.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := fsys.SyncDir(d); err != nil {
+			return nil, &Error{Target: "maildir", Op: "syncing " + d, Err: err}
+		}
 	}
-	// The Maildir spec: "/" and ":" in the host name are written as octal.
-	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
-	m := &Maildir{fs: fsys, dir: dir, host: host, buf: make([]byte, 64<<10)}
+	m := &Maildir{fs: fsys, dir: dir, host: maildirHost(), buf: make([]byte, 64<<10)}
 	if opts.SyncFS {
 		// opened before any message is written: it reports the errors of
 		// writing them back
@@ -90,17 +92,34 @@ func OpenMaildir(dir string, opts MaildirOptions) (*Maildir, error) {
 	return m, nil
 }
 
-// removeStaleTmp removes what killed runs of popfetch left in tmp/. It is
-// housekeeping: a failure changes nothing else.
-func (m *Maildir) removeStaleTmp() {
-	tmp := filepath.Join(m.dir, "tmp")
-	names, err := m.fs.ReadDir(tmp)
+// removeStaleTmp removes what killed runs of popfetch left in tmp/.
+func (m *Maildir) removeStaleTmp() { TidyMaildir(m.dir, MaildirOptions{FS: m.fs}) }
+
+// TidyMaildir removes, from the Maildir at dir, the files that runs of
+// popfetch of this host left in tmp/ when they were killed (CONTRACT §5),
+// without creating anything: a run with nothing to deliver tidies too.
+// It is housekeeping: a failure changes nothing else, and other
+// programs' files are never touched.
+func TidyMaildir(dir string, opts MaildirOptions) {
+	fsys := vfs.OrOS(opts.FS)
+	tmp := filepath.Join(dir, "tmp")
+	names, err := fsys.ReadDir(tmp)
 	if err != nil {
 		return
 	}
-	for _, name := range staleTmp(names, m.host, m.fs.Getpid(), m.fs.ProcessAlive) {
-		m.fs.Remove(filepath.Join(tmp, name))
+	for _, name := range staleTmp(names, maildirHost(), fsys.Getpid(), fsys.ProcessAlive) {
+		fsys.Remove(filepath.Join(tmp, name))
 	}
+}
+
+// maildirHost is this host's name as unique names hold it: "/" and ":"
+// written as octal, as the Maildir spec says.
+func maildirHost() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
 }
 
 // uniqueName returns a name unique to this delivery: time, microseconds,

@@ -106,13 +106,17 @@ func OpenMbox(path string, opts MboxOptions) (*Mbox, error) {
 		opts.StaleLockAge = 5 * time.Minute
 	}
 	fsys := vfs.OrOS(opts.FS)
-	f, created, err := openMboxFile(fsys, path)
+	f, _, err := openMboxFile(fsys, path)
 	if err != nil {
 		return nil, &Error{Target: "mbox", Op: "opening " + path, Err: errnoOf(err)}
 	}
 	f.Close()
 	removeStaleLinkFiles(fsys, filepath.Dir(path))
-	m := &Mbox{fs: fsys, path: path, lockPath: path + ".lock", opts: opts, buf: make([]byte, 64<<10), syncDir: created}
+	// The first commit syncs the mbox's directory, whether or not this
+	// run created the file: a run that created it and failed before its
+	// commit left its name not durable, and a power cut would take the
+	// file, and all that later runs appended, with it.
+	m := &Mbox{fs: fsys, path: path, lockPath: path + ".lock", opts: opts, buf: make([]byte, 64<<10), syncDir: true}
 	m.w = bufio.NewWriterSize(&m.cw, 64<<10)
 	return m, nil
 }

@@ -189,7 +189,8 @@ type MboxRecovery struct {
 	Foreign bool
 }
 
-// RecoverMbox finishes, after a crash, the journaled append of an earlier
+// RecoverMbox removes the locks a killed popfetch left (its dotlock, if
+// its process is gone) and finishes, after a crash, the journaled append of an earlier
 // run (MboxOptions.Journal must be set): under the mbox's locks, a
 // cut-off tail of popfetch's append is truncated away, and the messages
 // that made it whole are reported. It does nothing, and returns a zero
@@ -198,10 +199,18 @@ type MboxRecovery struct {
 // recovery repeated before that finds the same.
 func RecoverMbox(path string, opts MboxOptions) (MboxRecovery, error) {
 	var rec MboxRecovery
+	fsys := vfs.OrOS(opts.FS)
+	// Locks a killed popfetch left behind go first, even when there is
+	// nothing to deliver (CONTRACT §5): its dotlock, and the files it
+	// links to take one.
+	dir := filepath.Dir(path)
+	removeStaleLinkFiles(fsys, dir)
+	if holderDead(fsys, path+".lock") {
+		fsys.Remove(path + ".lock")
+	}
 	if opts.Journal == "" {
 		return rec, nil
 	}
-	fsys := vfs.OrOS(opts.FS)
 	journalPath := opts.Journal + journalSuffix
 	data, err := readSmall(fsys, journalPath)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -266,16 +275,22 @@ func RecoverMbox(path string, opts MboxOptions) (MboxRecovery, error) {
 	if err != nil {
 		return rec, &Error{Target: "mbox", Op: "recovering " + path, Err: err}
 	}
-	rec.Whole, rec.Foreign = r.Whole, r.Foreign
 	if r.TruncateTo >= 0 {
 		if err := mb.f.Truncate(r.TruncateTo); err != nil {
 			return rec, &Error{Target: "mbox", Op: "removing a cut-off append from " + path, Err: err}
 		}
-		if err := mb.f.Sync(); err != nil {
-			return rec, &Error{Target: "mbox", Op: "syncing " + path, Err: err}
-		}
 		rec.Truncated = st.Size - r.TruncateTo
 	}
+	// What a killed run appended may still be in the page cache only:
+	// whole messages are reported, and then recorded and deleted from
+	// the server, only once they are durable.
+	if err := mb.f.Sync(); err != nil {
+		return MboxRecovery{}, &Error{Target: "mbox", Op: "syncing " + path, Err: err}
+	}
+	if err := fsys.SyncDir(dir); err != nil {
+		return MboxRecovery{}, &Error{Target: "mbox", Op: "syncing the directory of " + path, Err: err}
+	}
+	rec.Whole, rec.Foreign = r.Whole, r.Foreign
 	return rec, nil
 }
 

@@ -62,7 +62,9 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) 
 			// a `popfetch check --list` before the run: it may
 			// change nothing on the server
 			removed := len(w.mb.Removed())
-			out := retryBusy(ctx, opts, func(ctx context.Context) Outcome { return check.Check(ctx, spec) })
+			out := retryBusy(ctx, opts, func(ctx context.Context) Outcome {
+				return w.process(spec, func(spec Spec) Outcome { return check.Check(ctx, spec) })
+			})
 			rep.Runs = append(rep.Runs, RunRecord{Check: true, Err: out.Err, Warnings: out.Warnings})
 			if !w.waitIdle() {
 				rep.Violations = append(rep.Violations, Violation{Kind: Leak, Run: n,
@@ -75,7 +77,9 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) 
 		}
 		fctx, cancel := context.WithCancel(ctx)
 		w.armDisk(cancel)
-		out := retryBusy(fctx, opts, func(ctx context.Context) Outcome { return f.Fetch(ctx, spec) })
+		out := retryBusy(fctx, opts, func(ctx context.Context) Outcome {
+			return w.process(spec, func(spec Spec) Outcome { return f.Fetch(ctx, spec) })
+		})
 		struck := w.disarmDisk()
 		cancel()
 		acceptAll = out.Mismatch

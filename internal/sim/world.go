@@ -382,8 +382,17 @@ func (w *world) beginRun(n int, f RunFaults, clean bool) (Spec, error) {
 	w.stop, w.stopped = make(chan struct{}), false
 	spec := w.spec
 	spec.Stop = w.stop
-	spec.FS = w.fsys.NewProcess()
 	return spec, nil
+}
+
+// process runs do, a command of the client, as a process of its own on
+// the simulated disk, which ends with it (so its pid is then dead and its
+// locks released, as the kernel would).
+func (w *world) process(spec Spec, do func(Spec) Outcome) Outcome {
+	p := w.fsys.NewProcess()
+	defer p.Kill()
+	spec.FS = p
+	return do(spec)
 }
 
 // armDisk sets the disk fault of the run's fetch, if any: at the AtOp-th

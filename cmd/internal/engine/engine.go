@@ -195,7 +195,7 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	defer release()
-	if err := r.recoverMbox(); err != nil {
+	if err := r.tidyTarget(); err != nil {
 		return err
 	}
 	s, err := r.openSession(ctx)

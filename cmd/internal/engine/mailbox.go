@@ -72,12 +72,17 @@ func adoptCache(fsys vfs.FS, dir, oldKey, newKey string) error {
 	return fsys.SyncDir(dir)
 }
 
-// recoverMbox finishes an mbox append that a crash interrupted (see
+// tidyTarget tidies what a killed run left in a Maildir or beside an
+// mbox, and finishes an mbox append that a crash interrupted (see
 // deliver.RecoverMbox): a cut-off tail is removed, and the messages that
 // made it whole are recorded as delivered, so the server's copies are
 // deleted (or, in keep mode, left) rather than delivered again. The
 // journal is forgotten once that is saved.
-func (r *run) recoverMbox() error {
+func (r *run) tidyTarget() error {
+	if kindOf(r.acct.Deliver) == &maildirKind {
+		deliver.TidyMaildir(r.acct.Deliver.Maildir, deliver.MaildirOptions{FS: r.opts.FS})
+		return nil
+	}
 	if kindOf(r.acct.Deliver) != &mboxKind {
 		return nil
 	}
