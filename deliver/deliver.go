@@ -29,6 +29,10 @@ type Envelope struct {
 	// mbox with MboxOptions.Journal): the UID, so that a crash recovery
 	// can say which messages it found whole. "" when there is none.
 	ID string
+	// ListedSize is the size the server listed for the message (LIST),
+	// journaled with ID: a server may give the UID of a message it
+	// deleted to a new one, which only the size tells apart. 0: unknown.
+	ListedSize int64
 }
 
 // Target is a destination for messages. A Target is used by one goroutine.

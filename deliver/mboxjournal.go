@@ -38,8 +38,9 @@ type appendJournal struct {
 // spooledMessage is a message of the spool: its ID (the UID) and where it
 // ends in the spool; it begins where the one before it ends.
 type spooledMessage struct {
-	ID  string
-	End int64
+	ID     string
+	End    int64
+	Listed int64 // Envelope.ListedSize; 0 unknown
 }
 
 // size is the number of octets the append adds to the mbox.
@@ -60,7 +61,11 @@ func (j *appendJournal) marshal() []byte {
 	fmt.Fprintf(&b, "start %d\n", j.Start)
 	fmt.Fprintf(&b, "sep %s\n", hex.EncodeToString([]byte(j.Sep)))
 	for _, m := range j.Msgs {
-		fmt.Fprintf(&b, "m %d %s\n", m.End, hex.EncodeToString([]byte(m.ID)))
+		id := hex.EncodeToString([]byte(m.ID))
+		if id == "" {
+			id = "-" // no ID: a field all the same
+		}
+		fmt.Fprintf(&b, "m %d %s %d\n", m.End, id, m.Listed)
 	}
 	b.WriteString("end\n")
 	return b.Bytes()
@@ -107,13 +112,16 @@ func parseJournal(data []byte) (*appendJournal, error) {
 				s, err = hex.DecodeString(f[1])
 				j.Sep = string(s)
 			}
-		case f[0] == "m" && (len(f) == 3 || len(f) == 2):
+		case f[0] == "m" && len(f) >= 2 && len(f) <= 4:
 			var m spooledMessage
 			m.End, err = strconv.ParseInt(f[1], 10, 64)
-			if err == nil && len(f) == 3 {
+			if err == nil && len(f) >= 3 && f[2] != "-" {
 				var id []byte
 				id, err = hex.DecodeString(f[2])
 				m.ID = string(id)
+			}
+			if err == nil && len(f) == 4 {
+				m.Listed, err = strconv.ParseInt(f[3], 10, 64)
 			}
 			if err == nil && m.End <= last {
 				err = errors.New("message ends out of order")

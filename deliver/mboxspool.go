@@ -67,7 +67,7 @@ func (m *Mbox) spoolMessage(env Envelope, r io.Reader) error {
 		return wrap("mbox", "spooling to "+spoolPath, err)
 	}
 	m.spoolEnd = start + n
-	m.spooled = append(m.spooled, spooledMessage{ID: env.ID, End: m.spoolEnd})
+	m.spooled = append(m.spooled, spooledMessage{ID: env.ID, End: m.spoolEnd, Listed: env.ListedSize})
 	return nil
 }
 
@@ -181,6 +181,8 @@ type MboxRecovery struct {
 	// Whole are the IDs (Envelope.ID) of the messages of the append that
 	// are in the mbox whole: delivered, to be recorded as such.
 	Whole []string
+	// Sizes are their Envelope.ListedSize, by ID.
+	Sizes map[string]int64
 	// Truncated is how many octets of a cut-off append were removed.
 	Truncated int64
 	// Foreign is true when the mbox holds something else where the
@@ -228,6 +230,10 @@ func RecoverMbox(path string, opts MboxOptions) (MboxRecovery, error) {
 		// never made durable (the append did not begin), or of another
 		// mbox: nothing to recover
 		return rec, nil
+	}
+	rec.Sizes = map[string]int64{}
+	for _, msg := range j.Msgs {
+		rec.Sizes[msg.ID] = msg.Listed
 	}
 	if done {
 		for _, msg := range j.Msgs {
@@ -306,6 +312,11 @@ func ForgetMboxJournal(opts MboxOptions) error {
 	err := removeIfExists(fsys, opts.Journal+journalSuffix)
 	if serr := removeIfExists(fsys, opts.Journal+spoolSuffix); err == nil {
 		err = serr
+	}
+	if err == nil {
+		// durably: a journal a power cut brought back would be read
+		// again, long after, when its UIDs may name other messages
+		err = fsys.SyncDir(filepath.Dir(opts.Journal))
 	}
 	return err
 }

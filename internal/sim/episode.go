@@ -160,7 +160,7 @@ func errnoName(e syscall.Errno) string {
 // Swarm are the fault probabilities drawn for an episode.
 type Swarm struct {
 	Fault, Net, Stall, Quit, Login, Refuse, Stop, Arrive, MDA float64
-	Disk                                                    float64
+	Disk                                                      float64
 }
 
 // Episode is one world and its fault plan, all drawn from Seed.

@@ -179,7 +179,7 @@ func (f *fetcher) resync(msgs []message, inflight []pop3.RetrCommand) error {
 // sender look for it.
 func (f *fetcher) prepare(m message, body io.Reader) (io.Reader, deliver.Envelope) {
 	env := f.env
-	env.ID = m.uid
+	env.ID, env.ListedSize = m.uid, m.size
 	var src io.Reader = body
 	if f.kind.needsSender {
 		env.Sender, src = f.envelope.open(body)

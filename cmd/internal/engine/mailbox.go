@@ -106,7 +106,9 @@ func (r *run) tidyTarget() error {
 		if e, ok := r.cache.Get(uid); ok && (e.State == uidcache.Retrieved || e.State == uidcache.Deleted) {
 			continue
 		}
-		r.cache.Put(uid, uidcache.Entry{Seen: r.now(), State: state})
+		// with its size: a later UID of a server that reuses them is
+		// told apart (see makePlan)
+		r.cache.Put(uid, uidcache.Entry{Seen: r.now(), State: state, Size: rec.Sizes[uid]})
 		recorded++
 	}
 	switch {
