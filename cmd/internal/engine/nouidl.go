@@ -19,8 +19,9 @@ func (r *run) fetchWithoutUIDs(ctx context.Context, s *session, p plan) error {
 		// What broke a session before gets one of its own, after the
 		// others: if it breaks this one too, nothing else is delivered
 		// again.
+		p.suspects = min(p.suspects, len(p.fetch)) // max_messages may have cut them
 		take := min(batch, len(p.fetch)-p.suspects)
-		if take == 0 {
+		if take <= 0 {
 			take = 1
 		}
 		more := len(p.fetch) > take
