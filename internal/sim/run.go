@@ -381,7 +381,12 @@ func (w *world) checkMemory(r Remembering) []Violation {
 			vs = append(vs, Violation{Kind: Remembered, Detail: fmt.Sprintf("remembers uid %q, which the server no longer lists", uid)})
 		}
 	}
-	if w.ep.Config.Keep && !w.ep.Policy.NoUIDL {
+	// After a change of the UID scheme every message is new again, and
+	// with max_messages the clean runs may end (every message delivered,
+	// under its old UID) before the client has fetched them all under
+	// the new ones: it then remembers only some.
+	relisted := w.renames > 0 && w.ep.Config.MaxMessages > 0
+	if w.ep.Config.Keep && !w.ep.Policy.NoUIDL && !relisted {
 		for uid, m := range listed {
 			id := mailgen.ID(m.Data)
 			if w.eligible(id, w.listedSize(m)) && !got[uid] {
