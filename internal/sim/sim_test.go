@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/popfetch/popfetch/internal/vfs"
 	"github.com/popfetch/popfetch/pop3"
 	"github.com/popfetch/popfetch/pop3/pop3test"
 )
@@ -48,8 +49,10 @@ func (t *toy) Fetch(ctx context.Context, spec Spec) Outcome {
 	if err != nil {
 		return Outcome{Err: err}
 	}
+	fsys := spec.FS
+	fsys.Mkdir(spec.Path, 0o700)
 	for _, d := range []string{"tmp", "new", "cur"} {
-		os.MkdirAll(filepath.Join(spec.Path, d), 0o700)
+		fsys.Mkdir(filepath.Join(spec.Path, d), 0o700)
 	}
 	for i, m := range msgs {
 		r, err := c.Retr(m.Number).Body()
@@ -76,7 +79,7 @@ func (t *toy) Fetch(ctx context.Context, spec Spec) Outcome {
 		}
 		for k := 0; k < copies; k++ {
 			name := filepath.Join(spec.Path, "new", fmt.Sprintf("toy.%d.%d.%d", time.Now().UnixNano(), i, k))
-			if err := os.WriteFile(name, data, 0o600); err != nil {
+			if err := writeDurably(fsys, name, data); err != nil {
 				return Outcome{Err: err}
 			}
 		}
@@ -87,6 +90,26 @@ func (t *toy) Fetch(ctx context.Context, spec Spec) Outcome {
 		}
 	}
 	return Outcome{Err: c.Quit()}
+}
+
+// writeDurably writes a new file and makes it and its directory durable.
+func writeDurably(fsys vfs.FS, name string, data []byte) error {
+	f, err := fsys.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return fsys.SyncDir(filepath.Dir(name))
 }
 
 // quittingChecker is a toy whose check sends TOP for every message, then
