@@ -24,6 +24,7 @@ import (
 	"github.com/popfetch/popfetch/cmd/internal/config"
 	"github.com/popfetch/popfetch/cmd/internal/engine"
 	"github.com/popfetch/popfetch/internal/sim"
+	"github.com/popfetch/popfetch/internal/vfs"
 	"github.com/popfetch/popfetch/uidcache"
 )
 
@@ -32,6 +33,17 @@ type Fetcher struct {
 	// Log receives the engine's reports, the protocol trace included;
 	// nil: silent.
 	Log *slog.Logger
+	// WrapFS, if set, stands between the engine and the simulated disk:
+	// the checker's own tests use it to break a target's durability.
+	WrapFS func(fsys vfs.FS, spec sim.Spec) vfs.FS
+}
+
+// fs returns the file system the engine runs on for spec.
+func (f Fetcher) fs(spec sim.Spec) vfs.FS {
+	if f.WrapFS != nil && spec.FS != nil {
+		return f.WrapFS(spec.FS, spec)
+	}
+	return spec.FS
 }
 
 // Account returns the account of a simulated spec.
@@ -73,7 +85,7 @@ func (f Fetcher) Fetch(ctx context.Context, spec sim.Spec) sim.Outcome {
 		Stop:           spec.Stop,
 		Now:            spec.Now,
 		Version:        "sim",
-		FS:             spec.FS,
+		FS:             f.fs(spec),
 	})
 	var mismatch *engine.CacheMismatchError
 	return sim.Outcome{Err: err, Mismatch: errors.As(err, &mismatch), Busy: errors.Is(err, engine.ErrLocked),
@@ -91,7 +103,7 @@ func (f Fetcher) Check(ctx context.Context, spec sim.Spec) sim.Outcome {
 		Trace:          f.Log != nil,
 		AcceptAllAsNew: spec.AcceptAllAsNew,
 		Now:            spec.Now,
-		FS:             spec.FS,
+		FS:             f.fs(spec),
 	}, func(_ engine.NewMessage, header io.Reader) error {
 		if header != nil {
 			_, err := io.Copy(io.Discard, header)
