@@ -8,7 +8,9 @@
 // undelivered retrieval, no goroutine or file left open.
 //
 // The world is a pop3test server (its policies and network faults) and a
-// delivery target in a directory; the client is anything that implements
+// delivery target: a Maildir or mbox on a simulated disk (internal/simfs,
+// its crashes and errors), an MDA, or a mail server over LMTP or SMTP
+// (go-smtp's, its refusals and cuts: mta.go); the client is anything that implements
 // Fetcher, so the engine is plugged in from outside (cmd/ may import this
 // package, not the reverse). One seed decides everything the simulator
 // does: a failure prints the seed and its plan, and Generate(seed) and Run
@@ -37,11 +39,16 @@ const (
 	Maildir Target = iota
 	Mbox
 	MDA
+	LMTP // a mail server over LMTP, on a unix socket
+	SMTP // a mail server over SMTP, on loopback TCP
 )
 
 func (t Target) String() string {
-	return [...]string{"maildir", "mbox", "mda"}[t]
+	return [...]string{"maildir", "mbox", "mda", "lmtp", "smtp"}[t]
 }
+
+// overMTA reports whether the target is a mail server.
+func (t Target) overMTA() bool { return t == LMTP || t == SMTP }
 
 // Config is the account's configuration, as a user would write it.
 type Config struct {
@@ -105,6 +112,33 @@ type RunFaults struct {
 	MDAFailRate float64
 	// Disk is a fault of the client's disk during the fetch; nil: none.
 	Disk *DiskFault
+	// MTA is how an LMTP or SMTP server fails in the run; nil: never.
+	MTA *MTAFault
+}
+
+// MTAFault is how the mail server of an LMTP or SMTP target fails during
+// a run.
+type MTAFault struct {
+	// TempFail and PermFail are the chances that it answers a message's
+	// data with 451 (try later) or 554 (refused), decided per message.
+	TempFail, PermFail float64
+	// CutAt is the DATA of the run (from 1) after which the server cuts
+	// the connection instead of answering; CutKept says whether it had
+	// taken the message by then. 0: no cut.
+	CutAt   int
+	CutKept bool
+}
+
+func (f MTAFault) String() string {
+	s := fmt.Sprintf("MTA answers 451 for %.0f%%, 554 for %.0f%%", 100*f.TempFail, 100*f.PermFail)
+	if f.CutAt > 0 {
+		kept := "not kept"
+		if f.CutKept {
+			kept = "kept"
+		}
+		s += fmt.Sprintf(", cuts after DATA #%d (%s)", f.CutAt, kept)
+	}
+	return s
 }
 
 // DiskFault is a fault of the simulated disk (internal/simfs) at the
@@ -261,7 +295,39 @@ func Generate(seed uint64) Episode {
 		ep.Runs = append(ep.Runs, drawRun(r, sw, ep, estimate))
 	}
 	drawDisk(newRand(seed, "disk"), &ep)
+	drawMTA(newRand(seed, mtaStream), &ep)
 	return ep
+}
+
+// mtaStream names the stream that makes some episodes deliver to a mail
+// server over LMTP or SMTP, and draws its faults. Like the disk's, it is
+// a stream of its own, and its name was chosen so that the episodes of
+// regressionSeeds (cmd/internal/enginesim) stay what they were.
+const mtaStream = "mta-i"
+
+// drawMTA turns one episode in eight into one that delivers over LMTP or
+// SMTP, and draws the server's faults for its faulty runs. An SMTP server
+// takes no NUL and no bare CR (such a message fails alone, and stays on
+// the POP3 server: deliver's TestSMTPNotSendable), so these episodes'
+// messages have none (see simTrap).
+func drawMTA(r *rand.Rand, ep *Episode) {
+	if r.IntN(8) != 0 {
+		return
+	}
+	ep.Config.Target = pick(r, LMTP, SMTP)
+	p := pick(r, 0.0, 0.3, 0.7, 1.0)
+	for i := range ep.Runs {
+		ep.Runs[i].MDAFail, ep.Runs[i].MDAFailRate = 0, 0
+		if r.Float64() >= p {
+			continue
+		}
+		f := &MTAFault{TempFail: pick(r, 0.0, 0.0, 0.1, 0.5), PermFail: pick(r, 0.0, 0.0, 0.1, 0.3)}
+		if r.IntN(2) == 0 {
+			f.CutAt = 1 + r.IntN(max(ep.Messages, 1))
+			f.CutKept = r.IntN(2) == 0
+		}
+		ep.Runs[i].MTA = f
+	}
 }
 
 // drawDisk draws the disk faults of the faulty runs, from a stream of
@@ -452,6 +518,9 @@ func (f RunFaults) String() string {
 	}
 	if f.Disk != nil {
 		parts = append(parts, f.Disk.String())
+	}
+	if f.MTA != nil {
+		parts = append(parts, f.MTA.String())
 	}
 	if len(parts) == 0 {
 		return "no fault"

@@ -93,7 +93,7 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) 
 	}
 	for i, faults := range ep.Runs {
 		if _, err := run(i+1, faults, false); err != nil {
-			w.srv.Close()
+			w.close()
 			return nil, err
 		}
 	}
@@ -101,7 +101,7 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) 
 	for i, limit := 0, w.cleanRuns(); i < limit && !settled; i++ {
 		out, err := run(len(rep.Runs)+1, RunFaults{}, true)
 		if err != nil {
-			w.srv.Close()
+			w.close()
 			return nil, err
 		}
 		if out.Mismatch {
@@ -109,7 +109,7 @@ func Run(ctx context.Context, ep Episode, f Fetcher, dir string, opts *Options) 
 		}
 		settled = out.Err == nil && w.settled(out.Warnings)
 	}
-	w.srv.Close()
+	w.close()
 	w.mu.Lock()
 	rep.Violations = append(rep.Violations, w.found...)
 	for p := range w.points {
@@ -320,6 +320,11 @@ func (w *world) duplicatesAllowed(rep *Report) int {
 	// CONTRACT §5: a crash, or a disk that fails, costs at most the
 	// messages of one uncommitted batch, each once more
 	n := w.renames + w.crashes
+	if w.mta != nil {
+		// a cut between a mail server's taking a message and its
+		// answer: the client cannot know, and fetches it again
+		n += w.mta.unknowns()
+	}
 	if w.ep.Policy.NoUIDL {
 		for _, r := range rep.Runs {
 			if !r.Clean || r.Err != nil {

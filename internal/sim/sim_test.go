@@ -258,9 +258,12 @@ func TestGenerate(t *testing.T) {
 			if r.StopAt != "" {
 				kinds["stop"] = true
 			}
+			if r.MTA != nil && r.MTA.CutAt > 0 {
+				kinds["mta cut"] = true
+			}
 		}
 	}
-	if len(kinds) != 5 {
+	if len(kinds) != 8 {
 		t.Fatalf("300 seeds drew only %v", kinds)
 	}
 }

@@ -67,8 +67,9 @@ func readStore(d Disk, t Target, path string) ([]Stored, error) {
 			return nil, err
 		}
 		return splitMboxrd(path, data)
-	case MDA:
-		return readDir(OSDisk{}, path, "msg.") // the MDA writes outside any simulated disk
+	case MDA, LMTP, SMTP:
+		// the MDA and the mail server write outside any simulated disk
+		return readDir(OSDisk{}, path, "msg.")
 	}
 	return nil, errors.New("unknown target")
 }

@@ -205,6 +205,7 @@ type world struct {
 	sent   int               // how many have been added to the server
 	byID   map[string][]byte // sent messages by content id
 	failMD string            // the MDA's fail list
+	mta    *mta              // the LMTP or SMTP server; nil for other targets
 
 	mu       sync.Mutex
 	run      int // current run, from 1
@@ -233,7 +234,7 @@ func newWorld(ep Episode, dir string) (*world, error) {
 	if err := w.fsys.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	if ep.Config.Target != MDA {
+	if ep.Config.Target != MDA && !ep.Config.Target.overMTA() {
 		w.disk = w.fsys
 	}
 	total := ep.Messages
@@ -242,7 +243,9 @@ func newWorld(ep Episode, dir string) (*world, error) {
 	}
 	w.msgs = mailgen.Traps(total, ep.Seed)
 	for i := range w.msgs {
-		w.msgs[i] = simTrap(ep.Seed, i, w.msgs[i])
+		if !ep.Config.Target.overMTA() {
+			w.msgs[i] = simTrap(ep.Seed, i, w.msgs[i])
+		}
 	}
 	if i := ep.Policy.StatusLine; i >= 0 {
 		w.msgs[i] = append([]byte("+OK 1234 octets\n"), w.msgs[i]...)
@@ -295,8 +298,25 @@ func newWorld(ep Episode, dir string) (*world, error) {
 			return nil, err
 		}
 		w.spec.Path = cmd
+	case LMTP, SMTP:
+		m, err := startMTA(ep.Config.Target, dir, ep.Seed)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		w.mta, w.store, w.spec.Path = m, m.store, m.addr
 	}
 	return w, nil
+}
+
+// close stops the servers.
+func (w *world) close() {
+	w.srv.Close()
+	if w.mta != nil {
+		w.mu.Lock()
+		w.mta.close(w.points)
+		w.mu.Unlock()
+	}
 }
 
 // add puts the next message on the server.
@@ -375,6 +395,13 @@ func (w *world) beginRun(n int, f RunFaults, clean bool) (Spec, error) {
 		if err := os.WriteFile(w.failMD, b.Bytes(), 0o600); err != nil {
 			return Spec{}, err
 		}
+	}
+	if w.mta != nil {
+		var mf *MTAFault
+		if !clean {
+			mf = f.MTA
+		}
+		w.mta.beginRun(n, mf)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -62,6 +62,10 @@ func Account(spec sim.Spec) *config.Account {
 		a.Deliver.Mbox = spec.Path
 	case sim.MDA:
 		a.Deliver.MDA = spec.Path
+	case sim.LMTP:
+		a.Deliver.LMTP, a.Deliver.Recipient = spec.Path, sim.MTARecipient
+	case sim.SMTP:
+		a.Deliver.SMTP, a.Deliver.Recipient = spec.Path, sim.MTARecipient
 	}
 	return a
 }
