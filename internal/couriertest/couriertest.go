@@ -421,14 +421,40 @@ func (s *Server) script(libexec string, plainPort, tlsPort int) string {
 	tcpd := couriertcpd + " -address=127.0.0.1 -maxprocs=64 -maxperip=64 -nodnslookup -noidentlookup"
 	return fmt.Sprintf(`# couriertest: run by unshare in a private mount namespace
 set -e
-mount --bind %s %s
-mount --bind %s /run
+# bind SRC DST: mount SRC on DST in this namespace only. Where / is not a
+# mount point (a chroot), unshare keeps the propagation of the mounts it
+# copied: a mount that would show in the system's namespace too is undone.
+bind() {
+	mount --bind "$1" "$2"
+	if awk -v m="$2" '$5 == m && / shared:/ { found = 1 } END { exit !found }' /proc/self/mountinfo; then
+		umount "$2"
+		echo "couriertest: $2 would be mounted outside this namespace too (/ is not a mount point, and the mount holding it is shared); make the chroot's root a mount point (mount --bind DIR DIR)" >&2
+		exit 1
+	fi
+}
+bind %s %s
+bind %s /run
 setpriv --pdeathsig KILL -- %s &
 POP3_TLS=1 POP3_STARTTLS=NO setpriv --pdeathsig KILL -- %s %d %s -server -tcpd %s %s Maildir &
 exec %s %d %s %s Maildir
 `, q(filepath.Join(s.dir, "etc")), etcCourier, q(filepath.Join(s.dir, "run")), authdaemond,
 		tcpd, tlsPort, couriertls, login, pop3d,
 		tcpd, plainPort, login, pop3d)
+}
+
+// rootIsMount reports whether / is a mount point, as it is but in a
+// chroot.
+func rootIsMount() bool {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return true
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == "/" {
+			return true
+		}
+	}
+	return false
 }
 
 func freePorts(n int) ([]int, error) {
@@ -453,7 +479,13 @@ func (s *Server) run(env []string) error {
 		return err
 	}
 	defer log.Close() // the server has its own copy
-	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "/bin/sh", filepath.Join(s.dir, "start.sh"))
+	propagation := "private"
+	if !rootIsMount() {
+		// unshare cannot make the mounts of / private where / is not a
+		// mount point (EINVAL: a chroot); start.sh's bind checks instead
+		propagation = "unchanged"
+	}
+	cmd := exec.Command("unshare", "--mount", "--propagation", propagation, "/bin/sh", filepath.Join(s.dir, "start.sh"))
 	cmd.Dir = s.dir
 	cmd.Env = env
 	cmd.Stdout = log
