@@ -61,4 +61,9 @@ var regressionSeeds = []struct {
 	{74, "without UIDL, a poison message re-delivered the others on every run (8c2ae9d)"},
 	{751, "without UIDL, pipelined, a message the server drops at: innocent ones blamed (8c2ae9d)"},
 	{2783, "without UIDL, a broken session's mark outlived the message (8c2ae9d, while fixing 74)"},
+	{322, "mbox: a recovery named whole an append a kill -9 left unsynced; a power cut took it: lost (afd3387^)"},
+	{1950, "mbox: a file created by a failed run, its name never synced; a power cut took later appends (afd3387^)"},
+	{4529, "mbox journal: its removal undone by a power cut, reused UIDs recorded as delivered: lost (6780702^)"},
+	{804, "mbox on the simulated disk: failed before afd3387 and 6780702"},
+	{15072, "without UIDL, max_messages cut the suspects' count below zero: a panic (7341d60^)"},
 }
