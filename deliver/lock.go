@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,9 +40,36 @@ type dotlock struct {
 	fs      vfs.FS
 	path    string
 	content string // "PID TOKEN HOST\n": liblockfile reads the PID, the token is ours alone
+	token   string
 	id      vfs.FileID
 	stop    chan struct{}
 	done    chan struct{}
+}
+
+// heldTokens are the tokens of the dotlocks this process holds. A lock
+// file in our name (our PID, our host) with another token is nobody's: a
+// release of ours failed to remove it (an I/O error), or a process of an
+// earlier boot had our PID (a power cut) — without this, we would wait
+// for ourselves until the lock is stale.
+var heldTokens = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
+
+func holdToken(token string, held bool) {
+	heldTokens.Lock()
+	defer heldTokens.Unlock()
+	if held {
+		heldTokens.m[token] = true
+	} else {
+		delete(heldTokens.m, token)
+	}
+}
+
+func tokenHeld(token string) bool {
+	heldTokens.Lock()
+	defer heldTokens.Unlock()
+	return heldTokens.m[token]
 }
 
 // tryDotlock tries once to create the dotlock path. It returns nil, nil when
@@ -58,6 +86,15 @@ func tryDotlock(fsys vfs.FS, path string, staleAge, refresh time.Duration) (*dot
 	var r [8]byte
 	rand.Read(r[:])
 	token := hex.EncodeToString(r[:])
+	// held from before its unique file exists, so that no other lock of
+	// this process takes that file as left over (removeStaleLinkFiles)
+	holdToken(token, true)
+	taken := false
+	defer func() {
+		if !taken {
+			holdToken(token, false)
+		}
+	}()
 	content := fmt.Sprintf("%d %s %s\n", fsys.Getpid(), token, lockHost())
 	// A short name: the mailbox's name may already be near NAME_MAX.
 	tmp := filepath.Join(filepath.Dir(path), ".lk"+token)
@@ -90,14 +127,17 @@ func tryDotlock(fsys vfs.FS, path string, staleAge, refresh time.Duration) (*dot
 			return nil, err
 		}
 		if lerr == nil || st.Links == 2 {
-			return startDotlock(fsys, path, content, st.ID, refresh), nil
+			taken = true
+			return startDotlock(fsys, path, content, token, st.ID, refresh), nil
 		}
 		switch {
 		case errors.Is(lerr, fs.ErrExist):
 		case errors.Is(lerr, syscall.EPERM), errors.Is(lerr, syscall.EOPNOTSUPP), errors.Is(lerr, syscall.EMLINK):
 			// A file system without hard links (FAT, some FUSE): O_EXCL is
 			// atomic on every local file system and on NFSv3 and later.
-			return tryDotlockExcl(fsys, path, content, refresh)
+			l, err := tryDotlockExcl(fsys, path, content, token, refresh)
+			taken = l != nil
+			return l, err
 		default:
 			return nil, lerr
 		}
@@ -108,7 +148,7 @@ func tryDotlock(fsys vfs.FS, path string, staleAge, refresh time.Duration) (*dot
 	return nil, nil
 }
 
-func tryDotlockExcl(fsys vfs.FS, path, content string, refresh time.Duration) (*dotlock, error) {
+func tryDotlockExcl(fsys vfs.FS, path, content, token string, refresh time.Duration) (*dotlock, error) {
 	f, err := fsys.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o444)
 	if errors.Is(err, fs.ErrExist) {
 		return nil, nil
@@ -131,7 +171,7 @@ func tryDotlockExcl(fsys vfs.FS, path, content string, refresh time.Duration) (*
 		fsys.Remove(path)
 		return nil, err
 	}
-	return startDotlock(fsys, path, content, st.ID, refresh), nil
+	return startDotlock(fsys, path, content, token, st.ID, refresh), nil
 }
 
 // removeIfStale removes the lock file path if it has not been modified for
@@ -149,7 +189,8 @@ func removeIfStale(fsys vfs.FS, path string, staleAge time.Duration) bool {
 }
 
 // holderDead reports whether the dotlock path was made by a process of
-// this host, in our format, that no longer exists. A kill -9 leaves the
+// this host, in our format, that no longer exists, or by this process
+// with a token it does not hold (see heldTokens). A kill -9 leaves the
 // lock behind; without this, every program would wait StaleLockAge for it.
 // A lock of another host (an mbox on NFS) is never judged by its PID.
 func holderDead(fsys vfs.FS, path string) bool {
@@ -168,6 +209,9 @@ func holderDead(fsys vfs.FS, path string) bool {
 	pid, err := strconv.Atoi(fields[0])
 	if err != nil || pid <= 0 {
 		return false
+	}
+	if pid == fsys.Getpid() {
+		return !tokenHeld(fields[1])
 	}
 	return !fsys.ProcessAlive(pid)
 }
@@ -206,8 +250,10 @@ func lockHost() string {
 	}, h)
 }
 
-func startDotlock(fsys vfs.FS, path, content string, id vfs.FileID, refresh time.Duration) *dotlock {
-	l := &dotlock{fs: fsys, path: path, content: content, id: id,
+// startDotlock starts the refresh of a lock taken; its token is held
+// (heldTokens) until release.
+func startDotlock(fsys vfs.FS, path, content, token string, id vfs.FileID, refresh time.Duration) *dotlock {
+	l := &dotlock{fs: fsys, path: path, content: content, token: token, id: id,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go l.refresh(refresh)
 	return l
@@ -248,6 +294,7 @@ func (l *dotlock) ours() bool {
 func (l *dotlock) release() error {
 	close(l.stop)
 	<-l.done
+	holdToken(l.token, false) // from now on, a lock file left is nobody's
 	if !l.ours() {
 		return nil
 	}

@@ -21,18 +21,31 @@ func deadPID(t *testing.T) int {
 	return cmd.Process.Pid
 }
 
+// livePID returns the PID of another process, alive until the test ends.
+func livePID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("sleep", "600")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd.Process.Pid
+}
+
 // TestDotlockOfDeadHolder: a fresh dotlock left by a popfetch that was
-// killed (its PID gone, on this host) is taken at once; one of a live
-// process, or of another host, is respected until it is stale.
+// killed (its PID gone, on this host), or by this process with a token
+// it does not hold (a release that failed), is taken at once; one of a
+// live process, or of another host, is respected until it is stale.
 func TestDotlockOfDeadHolder(t *testing.T) {
-	dead := deadPID(t)
+	dead, live := deadPID(t), livePID(t)
 	for _, tc := range []struct {
 		name    string
 		content string
 		taken   bool
 	}{
 		{"dead holder", fmt.Sprintf("%d 0123456789abcdef %s\n", dead, lockHost()), true},
-		{"live holder", fmt.Sprintf("%d 0123456789abcdef %s\n", os.Getpid(), lockHost()), false},
+		{"live holder", fmt.Sprintf("%d 0123456789abcdef %s\n", live, lockHost()), false},
+		{"this process, not held", fmt.Sprintf("%d 0123456789abcdef %s\n", os.Getpid(), lockHost()), true},
 		{"other host", fmt.Sprintf("%d 0123456789abcdef elsewhere.example\n", dead), false},
 		{"another program's lock", fmt.Sprintf("%d\n", dead), false},
 		{"empty", "", false},
@@ -64,13 +77,14 @@ func TestDotlockOfDeadHolder(t *testing.T) {
 // files stay.
 func TestOpenMboxRemovesStaleLinkFiles(t *testing.T) {
 	dir := t.TempDir()
-	dead := deadPID(t)
+	dead, live := deadPID(t), livePID(t)
 	files := map[string]struct {
 		content string
 		stays   bool
 	}{
 		".lk0123456789abcdef": {fmt.Sprintf("%d 0123456789abcdef %s\n", dead, lockHost()), false},
-		".lk1111111111111111": {fmt.Sprintf("%d 1111111111111111 %s\n", os.Getpid(), lockHost()), true},
+		".lk1111111111111111": {fmt.Sprintf("%d 1111111111111111 %s\n", live, lockHost()), true},
+		".lk3333333333333333": {fmt.Sprintf("%d 3333333333333333 %s\n", os.Getpid(), lockHost()), false},
 		".lk2222222222222222": {fmt.Sprintf("%d 2222222222222222 elsewhere.example\n", dead), true},
 		".lkfoo":              {fmt.Sprintf("%d foo %s\n", dead, lockHost()), true},
 		"notes.txt":           {fmt.Sprintf("%d 0123456789abcdef %s\n", dead, lockHost()), true},

@@ -946,3 +946,48 @@ func TestMboxDanglingSymlink(t *testing.T) {
 		t.Fatalf("the link's target was created: %v", err)
 	}
 }
+
+// failRemoveFS is the real file system, but the removal of one name
+// fails with EIO, once.
+type failRemoveFS struct {
+	vfs.FS
+	name   string
+	failed bool
+}
+
+func (f *failRemoveFS) Remove(name string) error {
+	if name == f.name && !f.failed {
+		f.failed = true
+		return syscall.EIO
+	}
+	return f.FS.Remove(name)
+}
+
+// TestMboxOwnLockLeft: a release whose unlink failed leaves the dotlock in
+// this process's name; the next lock of the same process takes it as
+// nobody's at once (as a lock of a dead process), instead of waiting for
+// itself until LockTimeout (found by the simulator, seed 1312).
+func TestMboxOwnLockLeft(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mbox")
+	fsys := &failRemoveFS{FS: vfs.OS, name: path + ".lock"}
+	m := openMbox(t, path, MboxOptions{FS: fsys, LockTimeout: 2 * time.Second})
+	if err := m.Deliver(Envelope{}, strings.NewReader("Subject: one\n\none\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Commit(); err == nil || !strings.Contains(err.Error(), "unlocking") {
+		t.Fatalf("commit with the lock's removal failing: %v, want an unlocking error", err)
+	}
+	if _, err := os.Lstat(path + ".lock"); err != nil {
+		t.Fatalf("the failed removal left no lock: %v", err)
+	}
+	if err := m.Deliver(Envelope{}, strings.NewReader("Subject: two\n\ntwo\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Commit(); err != nil {
+		t.Fatalf("the next commit, its own lock left: %v", err)
+	}
+	if n := len(readMboxPython(t, path)); n != 2 {
+		t.Fatalf("%d messages in the mbox, want 2", n)
+	}
+	assertNoLockLeft(t, path)
+}

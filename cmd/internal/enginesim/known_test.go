@@ -66,4 +66,5 @@ var regressionSeeds = []struct {
 	{4529, "mbox journal: its removal undone by a power cut, reused UIDs recorded as delivered: lost (6780702^)"},
 	{804, "mbox on the simulated disk: failed before afd3387 and 6780702"},
 	{15072, "without UIDL, max_messages cut the suspects' count below zero: a panic (7341d60^)"},
+	{1312, "mbox: a dotlock release that failed (EROFS) left our own lock; the same process waited for itself 60 s (this commit^)"},
 }
