@@ -61,6 +61,8 @@ cross:
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
+	@# the fault simulator's episodes again, more of them, without -race (~30 s)
+	$(GO) test -count=1 -run '^TestSim$$' ./cmd/internal/enginesim
 	@# the simulator's checker catches broken engines (built with simbugs only)
 	$(GO) test -tags simbugs -count=1 -run '^TestSimCatchesBugs$$' ./cmd/internal/enginesim
 

@@ -3,8 +3,9 @@
 package enginesim
 
 // The race detector makes each episode several times slower, and CPU
-// bound: `make test` runs fewer, one at a time.
+// bound: fewer, one at a time (about 30 s). `make test` runs the default
+// number of episodes again without it.
 const (
-	defaultEpisodes = 1000
+	defaultEpisodes = 500
 	defaultWorkers  = 1
 )
