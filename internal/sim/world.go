@@ -688,7 +688,12 @@ func (w *world) poison(id string) bool {
 // necessary.
 func (w *world) cleanRuns() int {
 	n := 3
-	if w.ep.Policy.Poison >= 0 || w.ep.Policy.StatusLine >= 0 {
+	// a poison message takes three broken sessions to quarantine, and
+	// with two, each breaks the sessions that reach it first
+	if w.ep.Policy.Poison >= 0 {
+		n += 3
+	}
+	if w.ep.Policy.StatusLine >= 0 {
 		n += 3
 	}
 	if mm := w.ep.Config.MaxMessages; mm > 0 {
