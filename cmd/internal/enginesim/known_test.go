@@ -42,7 +42,8 @@ func classify(rep *sim.Report) (unknown, classes []string) {
 }
 
 // regressionSeeds are episodes that showed a defect the engine (or the
-// checker's bounds) has since been fixed for; TestSimRegressions runs them with no failure tolerated.
+// checker's bounds) has since been fixed for; TestSimRegressions runs
+// them with no failure tolerated.
 // (A seed names an episode of Generate as it was when the seed was
 // found; if Generate changes, it still names some episode.)
 var regressionSeeds = []struct {
