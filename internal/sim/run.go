@@ -157,6 +157,9 @@ func (w *world) settled(warnings []string) bool {
 		if !w.eligible(id, w.listedSize(m)) || w.quarantined(m, broken, warnings) {
 			continue
 		}
+		if !have[id] && w.ep.Config.Keep && w.impostor(m) {
+			continue
+		}
 		if !w.ep.Config.Keep || !have[id] {
 			return false
 		}
@@ -209,6 +212,21 @@ func (w *world) quarantined(m *pop3test.Message, broken map[string]int, warnings
 	}
 	for _, l := range warnings {
 		if strings.Contains(l, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// impostor reports whether m has the UID and the listed size of a message
+// the server listed before and removed: only a server that reuses UIDs
+// does that.
+func (w *world) impostor(m *pop3test.Message) bool {
+	if !w.ep.Policy.ReuseUIDs {
+		return false
+	}
+	for _, r := range w.mb.Removed() {
+		if r.UID == m.UID && w.listedSize(r.Message) == w.listedSize(m) {
 			return true
 		}
 	}
@@ -323,6 +341,10 @@ func (w *world) check(rep *Report, settled bool) []Violation {
 		case broken[id] >= quarantineAfter && w.poison(id):
 			vs = append(vs, Violation{Kind: Unreported, ID: id, Detail: fmt.Sprintf(
 				"a poison message (it broke %d sessions) left on the server, and the last run's warnings do not name its uid %q", broken[id], m.UID)})
+		case count[id] == 0 && w.impostor(m):
+			// a server that reuses a UID for a message of the very
+			// size of the one it named before leaves the client
+			// nothing to tell them apart by (RFC 1939 §7 forbids it)
 		case count[id] == 0:
 			vs = append(vs, Violation{Kind: Stranded, ID: id, Detail: "still on the server, never delivered, after the clean runs"})
 		case !cfg.Keep:
