@@ -60,7 +60,12 @@ func (m *Mbox) spoolMessage(env Envelope, r io.Reader) error {
 	n, err := m.writeMessage(m.spool, "", env, r)
 	if err != nil {
 		if terr := m.spool.Truncate(start); terr != nil {
+			// The spool holds a part of this message after the batch's
+			// others: the batch is dropped, and must not be committed
+			// as if those were in it (Commit fails, so none of them is
+			// recorded: they stay on the server).
 			m.discardSpool()
+			m.broken = fmt.Errorf("the spool could not be cut back after a failed message, so its batch was dropped: %w", terr)
 			return errors.Join(wrap("mbox", "spooling to "+spoolPath, err),
 				&Error{Target: "mbox", Op: "truncating " + spoolPath, Err: terr})
 		}
@@ -75,6 +80,10 @@ func (m *Mbox) spoolMessage(env Envelope, r io.Reader) error {
 // fails, the mbox is truncated back to where it was, and the batch is
 // dropped: none of it may be taken as delivered.
 func (m *Mbox) appendSpool() error {
+	if m.broken != nil {
+		m.discardSpool()
+		return &Error{Target: "mbox", Op: "appending to " + m.path, Err: m.broken}
+	}
 	if m.spool == nil || len(m.spooled) == 0 {
 		return nil
 	}

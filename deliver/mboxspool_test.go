@@ -3,10 +3,12 @@ package deliver
 import (
 	"bytes"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/popfetch/popfetch/internal/vfs"
@@ -156,5 +158,50 @@ func TestMboxRecoverCut(t *testing.T) {
 				t.Fatalf("cut %d: second recovery %+v %v", cut, rec2, err)
 			}
 		}
+	}
+}
+
+// failTruncateFS is the real file system, but Truncate fails with EIO
+// on the files whose names end in suffix.
+type failTruncateFS struct {
+	vfs.FS
+	suffix string
+}
+
+type failTruncateFile struct{ vfs.File }
+
+func (f failTruncateFS) OpenFile(name string, flag int, perm fs.FileMode) (vfs.File, error) {
+	file, err := f.FS.OpenFile(name, flag, perm)
+	if err != nil || !strings.HasSuffix(name, f.suffix) {
+		return file, err
+	}
+	return failTruncateFile{file}, nil
+}
+
+func (failTruncateFile) Truncate(int64) error { return syscall.EIO }
+
+// TestMboxSpoolNotCutBack: a message fails half spooled and the spool
+// cannot be cut back, so the batch is dropped; Commit must then fail,
+// not report the batch's earlier message durable (it would be recorded,
+// deleted from the server, and lost: the simulator, seed 1164358).
+func TestMboxSpoolNotCutBack(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mbox")
+	opts := MboxOptions{Journal: filepath.Join(dir, "alice.mbox"), FS: failTruncateFS{FS: vfs.OS, suffix: spoolSuffix}}
+	m := openMbox(t, path, opts)
+	defer m.Close()
+	if err := m.Deliver(Envelope{ID: "uid1"}, strings.NewReader("Subject: one\n\none\n")); err != nil {
+		t.Fatal(err)
+	}
+	cut := &failingReader{r: strings.NewReader("Subject: two\n\ntw"), err: errSource}
+	if err := m.Deliver(Envelope{ID: "uid2"}, cut); err == nil {
+		t.Fatal("a message cut short was delivered")
+	}
+	if err := m.Commit(); err == nil {
+		b, _ := os.ReadFile(path)
+		t.Fatalf("Commit of a dropped batch: nil; the mbox holds %q", b)
+	}
+	if err := m.Deliver(Envelope{ID: "uid3"}, strings.NewReader("Subject: three\n\nthree\n")); err == nil {
+		t.Error("a delivery after the batch was dropped succeeded; the run must end")
 	}
 }

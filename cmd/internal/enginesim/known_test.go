@@ -71,5 +71,6 @@ var regressionSeeds = []struct {
 	{1024520, "without UIDL, DELEs refused in a session per batch: each fetched again in the same run (checker, this commit^)"},
 	{1040132, "without UIDL, an innocent message listed with the size of a poison one is left too, and named (checker, this commit^)"},
 	{1064805, "keep, a server reusing a UID for a message of the very size it named before: not fetchable, not a stranding (checker, this commit^)"},
+	{1164358, "mbox: a message cut mid-spool, the spool not cut back (EIO): the batch dropped, Commit said durable: the message before it recorded, deleted, lost (this commit^)"},
 	{1312, "mbox: a dotlock release that failed (EROFS) left our own lock; the same process waited for itself 60 s (this commit^)"},
 }
