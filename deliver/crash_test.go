@@ -240,6 +240,18 @@ func TestMboxCrashAtEveryOp(t *testing.T) {
 	}
 }
 
+// crashOrdinal returns the place in the mbox, from 1, of the message whose
+// Envelope.ID is "BATCH-INDEX" in crashMessages.
+func crashOrdinal(id string) int {
+	var i, j int
+	fmt.Sscanf(id, "%d-%d", &i, &j)
+	n := j + 1
+	for _, b := range crashMessages[:i] {
+		n += len(b)
+	}
+	return n
+}
+
 // normFrom gives every From_ line the same date: "From SENDER DATE". (A
 // scan, not a regular expression: the crash tests call it thousands of
 // times, and under the race detector a regexp made them take minutes.)
@@ -343,12 +355,7 @@ func TestMboxJournalCrashAtEveryOp(t *testing.T) {
 		}
 		// what the recovery names is whole in the mbox
 		for _, id := range rec.Whole {
-			var i, j int
-			fmt.Sscanf(id, "%d-%d", &i, &j)
-			n := j + 1
-			for _, b := range crashMessages[:i] {
-				n += len(b)
-			}
+			n := crashOrdinal(id)
 			if n > whole {
 				t.Fatalf("%+v: the recovery names %s whole, the mbox holds %d messages", c, id, whole)
 			}
@@ -362,12 +369,7 @@ func TestMboxJournalCrashAtEveryOp(t *testing.T) {
 		after, _ := d.ReadFile(mbox)
 		after = normFrom(after)
 		for _, id := range rec.Whole {
-			var i, j int
-			fmt.Sscanf(id, "%d-%d", &i, &j)
-			n := j + 1
-			for _, b := range crashMessages[:i] {
-				n += len(b)
-			}
+			n := crashOrdinal(id)
 			if n > len(ends) || len(after) < ends[n-1] {
 				t.Fatalf("%+v: %s, named whole by the recovery, is gone after a power cut", c, id)
 			}

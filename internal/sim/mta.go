@@ -48,7 +48,6 @@ func startMTA(t Target, dir string, seed uint64) (*mta, error) {
 		return &mtaSession{m: m, conn: c.Conn(), seed: seed}, nil
 	}))
 	m.srv.Domain = "mta.sim.test"
-	m.srv.AllowInsecureAuth = true
 	// mailgen's traps have lines of 20 000 octets, over RFC 5321's 1 000
 	// but taken by Dovecot's LMTP, as here
 	m.srv.MaxLineLength = 1 << 20
@@ -99,7 +98,7 @@ func (m *mta) unknowns() int {
 
 // answer is what the server does with a message it has read: keep it or
 // not, and answer (nil: 250), or cut the connection (cut).
-func (m *mta) answer(seed uint64, data []byte) (keep, cut bool, err error) {
+func (m *mta) answer(seed uint64) (keep, cut bool, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.data++
@@ -161,7 +160,7 @@ func (s *mtaSession) Data(r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	keep, cut, answer := s.m.answer(s.seed, data)
+	keep, cut, answer := s.m.answer(s.seed)
 	if keep {
 		if err := s.m.keep(data); err != nil {
 			return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: err.Error()}

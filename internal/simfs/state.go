@@ -475,18 +475,27 @@ func (s *state) stat(name string, follow bool) (vfs.Info, error) {
 	return n.info(base), nil
 }
 
+// walkMovable walks to an existing name that may be renamed or removed:
+// not the root.
+func (s *state) walkMovable(name string) (dir *inode, base string, n *inode, err error) {
+	dir, base, n, err = s.walk(name, false)
+	switch {
+	case err != nil:
+		return nil, "", nil, err
+	case n == nil:
+		return nil, "", nil, syscall.ENOENT
+	case n == s.root:
+		return nil, "", nil, syscall.EBUSY
+	}
+	return dir, base, n, nil
+}
+
 // rename moves oldname to newname; without replace it fails if newname
 // exists.
 func (s *state) rename(oldname, newname string, replace bool, now time.Time) error {
-	od, ob, n, err := s.walk(oldname, false)
+	od, ob, n, err := s.walkMovable(oldname)
 	if err != nil {
 		return err
-	}
-	if n == nil {
-		return syscall.ENOENT
-	}
-	if n == s.root {
-		return syscall.EBUSY
 	}
 	nd, nb, target, err := s.walk(newname, false)
 	if err != nil {
@@ -570,15 +579,9 @@ func (s *state) link(oldname, newname string, now time.Time) error {
 }
 
 func (s *state) remove(name string, now time.Time) error {
-	d, b, n, err := s.walk(name, false)
+	d, b, n, err := s.walkMovable(name)
 	if err != nil {
 		return err
-	}
-	if n == nil {
-		return syscall.ENOENT
-	}
-	if n == s.root {
-		return syscall.EBUSY
 	}
 	if n.isDir() && len(n.entries) > 0 {
 		return syscall.ENOTEMPTY
